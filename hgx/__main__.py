@@ -1,0 +1,3 @@
+from hgx.cli import main
+
+main()
