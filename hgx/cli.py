@@ -1,0 +1,290 @@
+"""The `hgx` command line: parse, call the library, print. Torch is imported only when needed.
+
+Every experiment option of ``hgx.options.SCHEMA`` becomes a flag of new/continue/branch; a flag
+left out is not "typed" and so never overrides the parent experiment's value.
+"""
+from __future__ import annotations
+
+import inspect
+import json
+import os
+import sys
+from typing import Any, Optional
+
+import click
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from hgx import __version__
+from hgx import options as hopts
+from hgx.errors import HgxError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
+                  help="Train, continue, branch and evaluate stacked-hourglass pose networks.")
+data_app = typer.Typer(no_args_is_help=True, help="Datasets: generate the synthetic set.")
+app.add_typer(data_app, name="data")
+console = Console()
+STATE = {"debug": False}
+
+ExpDir = typer.Option(None, "--exp-dir", help="Experiments root (default $HGX_EXP_DIR or ./exp).")
+
+
+def with_schema_options(func):
+    """Append one `--flag` per schema option (default None = not typed) to a command."""
+    sig = inspect.signature(func)
+    params = [p for p in sig.parameters.values() if p.kind != p.VAR_KEYWORD]
+    for opt in hopts.SCHEMA:
+        kind = "list" if opt.type is list else opt.type.__name__
+        extra = f" [{'|'.join(opt.choices)}]" if opt.choices else ""
+        default = " ".join(map(str, opt.default)) if opt.type is list else opt.default
+        params.append(inspect.Parameter(
+            opt.name, inspect.Parameter.KEYWORD_ONLY, annotation=Optional[str],
+            default=typer.Option(None, opt.flag, metavar=kind.upper(),
+                                 help=f"{opt.help}{extra} (default: {default!s})",
+                                 rich_help_panel=opt.group)))
+    func.__signature__ = sig.replace(parameters=params)
+    return func
+
+
+def _split(kwargs: dict) -> dict:
+    return {o.name: kwargs.pop(o.name) for o in hopts.SCHEMA if o.name in kwargs}
+
+
+def _report(result) -> None:
+    if result.message:
+        (console.print if result.exit_code == 0 else _err)(result.message)
+    if result.exit_code:
+        raise typer.Exit(result.exit_code)
+
+
+def _err(msg: str) -> None:
+    print(msg, file=sys.stderr)
+
+
+@app.callback()
+def _root(debug: bool = typer.Option(False, "--debug", help="Show tracebacks of errors."),
+          version: bool = typer.Option(False, "--version", help="Print the version.")):
+    STATE["debug"] = debug
+    if version:
+        print(f"hgx {__version__}")
+        raise typer.Exit(0)
+
+
+@app.command("new")
+@with_schema_options
+def new_cmd(name: Optional[str] = typer.Argument(None, help="Experiment name (generated if "
+                                                 "omitted)."),
+            preset: Optional[str] = typer.Option(None, "--preset", help="Preset name "
+                                                 "(experiments/NAME.yaml) or YAML path."),
+            exp_dir: Optional[str] = ExpDir, **kwargs):
+    """Create an experiment and train it."""
+    from hgx import workflow
+
+    _report(workflow.new(name, _split(kwargs), preset=preset, exp_dir=exp_dir))
+
+
+@app.command("continue")
+@with_schema_options
+def continue_cmd(name: str = typer.Argument(..., help="Experiment to resume."),
+                 exp_dir: Optional[str] = ExpDir, **kwargs):
+    """Resume from the latest snapshot, keeping every stored option except the ones typed."""
+    from hgx import workflow
+
+    _report(workflow.continue_(name, _split(kwargs), exp_dir=exp_dir))
+
+
+@app.command("branch")
+@with_schema_options
+def branch_cmd(old: str = typer.Argument(..., help="Experiment to branch from (unchanged)."),
+               new: str = typer.Argument(..., help="Name of the new experiment."),
+               from_epoch: Optional[int] = typer.Option(None, "--from-epoch",
+                                                        help="Start from this epoch's snapshot."),
+               from_: Optional[str] = typer.Option(None, "--from",
+                                                   help="'best' or 'last' (default last)."),
+               exp_dir: Optional[str] = ExpDir, **kwargs):
+    """Start a new experiment from an old one's options and state; the old one is untouched."""
+    from hgx import workflow
+    from hgx.errors import UsageError
+
+    if from_ not in (None, "best", "last"):
+        raise UsageError(f"--from: expected best or last, got {from_!r}")
+    if from_epoch is not None and from_ == "best":
+        raise UsageError("--from-epoch and --from best exclude each other; give one")
+    _report(workflow.branch(old, new, _split(kwargs), from_epoch=from_epoch,
+                            from_best=from_ == "best", exp_dir=exp_dir))
+
+
+@app.command("list")
+def list_cmd(exp_dir: Optional[str] = ExpDir,
+             as_json: bool = typer.Option(False, "--json", help="Print JSON.")):
+    """Experiments: name, parent, epochs done/total, best valid accuracy, status."""
+    from hgx import workflow
+
+    rows = workflow.list_experiments(exp_dir)
+    if as_json:
+        print(json.dumps(rows, indent=1))
+        return
+    table = Table("name", "parent", "epochs", "best acc", "status")
+    for r in rows:
+        best = f"{r['best_acc']:.3f} (ep {r['best_epoch']})" if r["best_acc"] is not None else "-"
+        table.add_row(r["name"], r["parent"] or "-", f"{r['epochs_done']}/{r['epochs']}", best,
+                      r["status"])
+    console.print(table)
+
+
+@app.command("show")
+def show_cmd(name: str, exp_dir: Optional[str] = ExpDir,
+             as_json: bool = typer.Option(False, "--json", help="Print JSON.")):
+    """One experiment: options, lineage, progress, snapshots and the last log rows."""
+    from hgx import workflow
+
+    info = workflow.show(name, exp_dir)
+    if as_json:
+        print(json.dumps(info, indent=1, default=str))
+        return
+    console.print(f"[bold]{info['name']}[/]  {info['path']}")
+    parent = info["lineage"]
+    if parent:
+        console.print(f"branched from {parent['name']} at epoch {parent['epoch']}")
+    best = f"{info['best_acc']:.3f} at epoch {info['best_epoch']}" if info["best_acc"] else "-"
+    console.print(f"status {info['status']}, {info['epochs_done']}/{info['epochs']} epochs, "
+                  f"best valid acc {best}")
+    console.print(f"last snapshot {info['last_snapshot'] or '-'}\nbest snapshot "
+                  f"{info['best_snapshot'] or '-'}")
+    defaults = hopts.defaults()
+    changed = {k: v for k, v in info["options"].items() if defaults.get(k) != v}
+    console.print("options (not default): " + (", ".join(f"{k}={v}" for k, v in changed.items())
+                                               or "all default"))
+    if info["valid_log"]:
+        table = Table("epoch", "train loss", "train acc", "valid loss", "valid acc", "PCKh")
+        train = {r["epoch"]: r for r in info["train_log"]}
+        for r in info["valid_log"][-10:]:
+            t = train.get(r["epoch"], {})
+            table.add_row(f"{r['epoch']:.0f}", f"{t.get('loss', float('nan')):.6f}",
+                          f"{t.get('acc', float('nan')):.3f}", f"{r['loss']:.6f}",
+                          f"{r['acc']:.3f}", f"{r.get('pckh', float('nan')):.1f}")
+        console.print(table)
+
+
+@app.command("diff")
+def diff_cmd(a: str, b: str, exp_dir: Optional[str] = ExpDir,
+             as_json: bool = typer.Option(False, "--json", help="Print JSON.")):
+    """The options that differ between two experiments."""
+    from hgx import workflow
+
+    d = workflow.diff(a, b, exp_dir)
+    if as_json:
+        print(json.dumps({k: {a: va, b: vb} for k, (va, vb) in d.items()}, indent=1))
+        return
+    if not d:
+        console.print(f"{a} and {b} have the same options")
+        return
+    table = Table("option", a, b)
+    for k, (va, vb) in d.items():
+        table.add_row(k, str(va), str(vb))
+    console.print(table)
+
+
+@data_app.command("synth")
+def data_synth(directory: str = typer.Argument(..., help="Output directory (new or empty)."),
+               seed: int = typer.Option(0, "--seed"),
+               size: str = typer.Option("1280x720", "--size", help="Image size WxH."),
+               train: int = typer.Option(1000, "--train", min=1),
+               valid: int = typer.Option(200, "--valid", min=1),
+               test: int = typer.Option(200, "--test", min=1)):
+    """Generate the synthetic-people dataset in the MPII layout (images/, annot/*.h5)."""
+    from hgx.data.synth import generate
+
+    w, h = hopts.parse_size(size, "--size")
+    with console.status("generating") as status:
+        info = generate(directory, seed=seed, size=(w, h), n_train=train, n_valid=valid,
+                        n_test=test, progress=lambda d, t: status.update(f"generating {d}/{t}"))
+    console.print(f"wrote {info['images']} images and annot/{{train,valid,test}}.h5 "
+                  f"({info['train']}/{info['valid']}/{info['test']} people) to {info['dir']}")
+
+
+# -- entry point --------------------------------------------------------------------------------
+LIST_FLAGS = {o.flag for o in hopts.SCHEMA if o.type is list}
+
+
+def _join_list_flags(argv: list[str]) -> list[str]:
+    """`--schedule 60 90` -> `--schedule "60 90"` (click options take one value)."""
+    out, i = [], 0
+    while i < len(argv):
+        out.append(argv[i])
+        if argv[i] in LIST_FLAGS:
+            values = []
+            while i + 1 < len(argv) and _is_number(argv[i + 1]):
+                values.append(argv[i + 1])
+                i += 1
+            if values:
+                out.append(" ".join(values))
+        i += 1
+    return out
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = _join_list_flags(list(sys.argv[1:] if argv is None else argv))
+    debug = "--debug" in argv
+    command = typer.main.get_command(app)
+    try:
+        code = command.main(argv, prog_name="hgx", standalone_mode=False)
+    except click.UsageError as err:
+        hint = f" (see `{err.ctx.command_path} --help`)" if err.ctx else ""
+        _err(f"hgx: error: {err.format_message()}{hint}")
+        code = 2
+    except click.Abort:
+        _err("hgx: aborted")
+        code = 130
+    except HgxError as err:
+        if debug:
+            raise
+        _err(f"hgx: error: {_one_line(err)}")
+        code = err.exit_code
+    except KeyboardInterrupt:
+        _err("hgx: interrupted")
+        code = 130
+    except Exception as err:  # a bug, not a user error: one line unless --debug
+        if debug:
+            raise
+        wrapped = _wrapped_hgx_error(err)
+        if wrapped:
+            _err(f"hgx: error: {wrapped}")
+        else:
+            _err(f"hgx: internal error: {type(err).__name__}: {err} (rerun with --debug for "
+                 "the traceback)")
+        code = 1
+    code = code if isinstance(code, int) else 0
+    if argv is not None and __name__ != "__main__":
+        sys.exit(code) if _called_as_script() else None
+    return code
+
+
+def _one_line(err: Exception) -> str:
+    return " ".join(str(err).split("\n")).strip()
+
+
+def _wrapped_hgx_error(err: Exception) -> str | None:
+    """An HgxError raised in a DataLoader worker comes back wrapped with its traceback."""
+    text = str(err)
+    marker = "HgxError: "
+    if marker in text:
+        return text.rsplit(marker, 1)[1].strip().splitlines()[0]
+    return None
+
+
+def _called_as_script() -> bool:
+    return os.path.basename(sys.argv[0]) in ("hgx", "__main__.py")
+
+
+def entry() -> None:
+    sys.exit(main())

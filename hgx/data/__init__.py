@@ -1,0 +1,39 @@
+"""Datasets: where their files are, and opening a split."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from hgx.data.dataset import DATASET_SKELETONS, PoseDataset, read_annotations
+from hgx.errors import HgxError
+
+
+def data_dir(opts, log=print) -> Path:
+    """The dataset directory: --data-dir, else the synthetic cache (generated on first use),
+    else ./data/<dataset>."""
+    if opts.data_dir:
+        path = Path(opts.data_dir).expanduser()
+        if not path.is_dir():
+            raise HgxError(f"data directory {path} not found; check --data-dir")
+        return path
+    if opts.dataset == "synthetic":
+        from hgx.data.synth import ensure_synthetic, synth_cache_dir
+        from hgx.options import parse_size
+
+        size = parse_size(opts.synth_size)
+        args = (opts.synth_seed, size, opts.synth_train, opts.synth_valid, opts.synth_test)
+        target = synth_cache_dir(*args)
+        if not (target / "annot" / "test.h5").is_file():
+            log(f"generating the synthetic dataset into {target} (once)...")
+        return ensure_synthetic(*args)
+    path = Path("data") / opts.dataset
+    if not path.is_dir():
+        raise HgxError(f"no data for --dataset {opts.dataset}: {path} not found; pass "
+                       "--data-dir DIR (the README says which files each dataset needs)")
+    return path
+
+
+def open_split(opts, split: str, augment: bool = False, log=print) -> PoseDataset:
+    root = data_dir(opts, log)
+    skeleton = DATASET_SKELETONS[opts.dataset]
+    annot = read_annotations(root / "annot" / f"{split}.h5", skeleton.num_joints)
+    return PoseDataset(annot, root / "images", skeleton, opts, augment=augment, seed=opts.seed)

@@ -1,0 +1,228 @@
+"""Annotation files, datasets and the deterministic sample order.
+
+Annotations use pose-hg-train's h5 layout (``center``, ``scale``, ``part``, ``visible``,
+``normalize``, ``imgname``...). A sample is addressed by (row, epoch, position) so that its
+augmentation depends only on the seed and its place in the epoch: any number of workers, or a
+run resumed mid-epoch, sees exactly the same samples.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import h5py
+import numpy as np
+
+from hgx.data import transforms as T
+from hgx.data.joints import FLIC, MPII, Skeleton
+from hgx.errors import HgxError
+
+REQUIRED = ("center", "scale", "part", "imgname")
+DATASET_SKELETONS = {"synthetic": MPII, "mpii": MPII, "flic": FLIC}
+
+
+@dataclass
+class Annotations:
+    path: Path
+    center: np.ndarray      # (N, 2)
+    scale: np.ndarray       # (N,)
+    part: np.ndarray        # (N, J, 2), missing joint = (0, 0)
+    visible: np.ndarray     # (N, J)
+    normalize: np.ndarray   # (N,) PCKh unit, NaN when absent
+    imgname: list[str]
+
+    def __len__(self) -> int:
+        return len(self.scale)
+
+    @property
+    def present(self) -> np.ndarray:
+        """(N, J) bool: the joint is annotated (pose-hg-train: x > 0)."""
+        return self.part[..., 0] > 0
+
+
+def read_annotations(path: Path, joints: int | None = None) -> Annotations:
+    """Read and check a pose-hg-train annotation file; problems name the file and the key."""
+    path = Path(path)
+    if not path.is_file():
+        raise HgxError(f"annotation file {path} not found; check --data-dir (it must hold "
+                       "annot/train.h5, annot/valid.h5)")
+    try:
+        with h5py.File(path, "r") as f:
+            missing = [k for k in REQUIRED if k not in f]
+            if missing:
+                raise HgxError(f"annotation file {path} lacks {', '.join(missing)}; the "
+                               f"pose-hg-train layout needs {', '.join(REQUIRED)}")
+            center = np.asarray(f["center"], dtype=np.float64)
+            scale = np.asarray(f["scale"], dtype=np.float64).reshape(-1)
+            part = np.asarray(f["part"], dtype=np.float64)
+            names = [n.decode() if isinstance(n, bytes) else str(n) for n in f["imgname"][()]]
+            n = len(scale)
+            visible = np.asarray(f["visible"], dtype=np.float64) if "visible" in f else \
+                (part[..., 0] > 0).astype(np.float64)
+            norm = np.asarray(f["normalize"], dtype=np.float64).reshape(-1) \
+                if "normalize" in f else np.full(n, np.nan)
+    except HgxError:
+        raise
+    except (OSError, KeyError, ValueError) as err:
+        raise HgxError(f"annotation file {path} cannot be read ({err}); restore it or "
+                       "regenerate it") from None
+    problems = []
+    if center.shape != (n, 2):
+        problems.append(f"center is {center.shape}, expected ({n}, 2)")
+    if part.ndim != 3 or part.shape[0] != n or part.shape[2] != 2:
+        problems.append(f"part is {part.shape}, expected ({n}, J, 2)")
+    elif joints is not None and part.shape[1] != joints:
+        problems.append(f"part has {part.shape[1]} joints, the dataset has {joints}")
+    if len(names) != n:
+        problems.append(f"imgname has {len(names)} rows, scale has {n}")
+    if visible.shape != part.shape[:2]:
+        problems.append(f"visible is {visible.shape}, expected {part.shape[:2]}")
+    if norm.shape != (n,):
+        problems.append(f"normalize is {norm.shape}, expected ({n},)")
+    if problems:
+        raise HgxError(f"annotation file {path} has wrong shapes: {'; '.join(problems)}")
+    return Annotations(path, center, scale, part, visible, norm, names)
+
+
+class PoseDataset:
+    """Crops, augments and labels people of one split (HRNet's JointsDataset, in one place).
+
+    Items are addressed by keys (row, epoch, position); ``augment`` turns training
+    augmentation on. Returns (image CHW float32 in [0,1], heatmaps JxHxW, meta dict).
+    """
+
+    def __init__(self, annot: Annotations, image_dir: Path, skeleton: Skeleton, opts,
+                 augment: bool, seed: int = 0):
+        self.annot = annot
+        self.image_dir = Path(image_dir)
+        self.skeleton = skeleton
+        self.flip_index = skeleton.flip_index()
+        self.augment = augment
+        self.seed = seed
+        self.input_res = opts.input_res
+        self.output_res = opts.output_res
+        self.opts = opts
+
+    def __len__(self) -> int:
+        return len(self.annot)
+
+    # The recipe ------------------------------------------------------------------------------
+    def box(self, row: int) -> tuple[np.ndarray, float]:
+        """pose-hg-train: centre moved down by 15*s, box of side 200*s*1.25."""
+        c = self.annot.center[row].copy()
+        s = float(self.annot.scale[row])
+        c[1] += 15 * s
+        return c, s * 1.25
+
+    def augmentation(self, rng: np.random.Generator) -> tuple[float, float, bool, np.ndarray]:
+        o = self.opts
+        s = 2.0 ** float(np.clip(rng.standard_normal() * o.scale_aug, -2 * o.scale_aug,
+                                 2 * o.scale_aug))
+        r = float(np.clip(rng.standard_normal() * o.rotate_aug, -2 * o.rotate_aug,
+                          2 * o.rotate_aug))
+        if rng.random() >= o.rotate_prob:
+            r = 0.0
+        flip = bool(rng.random() < o.flip_prob)
+        colour = rng.uniform(1 - o.color_aug, 1 + o.color_aug, size=3).astype(np.float32)
+        return s, r, flip, colour
+
+    def load_image(self, row: int, reduce: int = 1) -> np.ndarray:
+        path = self.image_dir / self.annot.imgname[row]
+        flag = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
+                8: cv2.IMREAD_REDUCED_COLOR_8}[reduce]
+        image = cv2.imread(str(path), flag) if path.is_file() else None
+        if image is None:
+            what = "missing" if not path.is_file() else "unreadable (corrupt?)"
+            raise HgxError(f"image {path} ({self.annot.path.name} row {row}) is {what}; restore "
+                           "it or remove the row from the annotation file")
+        return image
+
+    def sample(self, row: int, rng: np.random.Generator | None):
+        center, scale = self.box(row)
+        rot, flip, colour = 0.0, False, None
+        if self.augment and rng is not None:
+            s, rot, flip, colour = self.augmentation(rng)
+            scale *= s
+        # Decode at reduced resolution when the crop is downscaled at least 2x anyway.
+        side = 200.0 * scale
+        reduce = 1
+        for f in (8, 4, 2):
+            if side / self.input_res >= 2 * f:
+                reduce = f
+                break
+        image = self.load_image(row, reduce)
+        m_in = T.crop_matrix(center, scale, rot, self.input_res)
+        m_img = m_in @ np.diag([reduce, reduce, 1.0]) if reduce > 1 else m_in
+        crop = T.warp(image, m_img, self.input_res)[:, :, ::-1]  # BGR -> RGB
+        m_hm = T.crop_matrix(center, scale, rot, self.output_res)
+        joints = T.apply(m_hm, self.annot.part[row])
+        present = self.annot.present[row].copy()
+        if flip:
+            crop = crop[:, ::-1]
+            joints = T.flip_joints(joints, self.output_res, self.flip_index)
+            present = present[self.flip_index]
+            m_hm = np.array([[-1, 0, self.output_res], [0, 1, 0]], np.float64) @ \
+                np.vstack([m_hm, [0, 0, 1]])
+        image_t = np.ascontiguousarray(crop.transpose(2, 0, 1), dtype=np.float32)
+        image_t *= 1.0 / 255.0
+        if colour is not None:
+            image_t *= colour[:, None, None]
+            np.clip(image_t, 0.0, 1.0, out=image_t)
+        heatmaps = T.draw_heatmaps(joints, present, self.output_res, self.opts.hm_sigma)
+        meta = {"row": row, "hm_to_image": T.invert(m_hm).astype(np.float64),
+                "flip": flip}
+        return image_t, heatmaps, meta
+
+    def __getitem__(self, key):
+        row, epoch, position = key
+        rng = np.random.default_rng([self.seed, epoch, position]) if self.augment else None
+        return self.sample(row, rng)
+
+
+class EpochSampler:
+    """Deterministic keys (row, epoch, position) of one epoch, from position ``start`` on.
+
+    Training: rows from permutations seeded by (seed, epoch), as many as ``iters * batch``
+    (0 iters = one pass over the split). Validation: the first rows in file order.
+    """
+
+    def __init__(self, n: int, batch: int, iters: int, seed: int, shuffle: bool):
+        self.n, self.batch, self.iters, self.seed, self.shuffle = n, batch, iters, seed, shuffle
+        self.epoch, self.start = 1, 0
+
+    def iterations(self) -> int:
+        if self.iters:
+            return self.iters if self.shuffle else min(self.iters, math.ceil(self.n / self.batch))
+        return self.n // self.batch if self.shuffle else math.ceil(self.n / self.batch)
+
+    def set_epoch(self, epoch: int, start_iteration: int = 0) -> None:
+        self.epoch, self.start = epoch, start_iteration * self.batch
+
+    def rows(self) -> np.ndarray:
+        total = self.iterations() * self.batch
+        if not self.shuffle:
+            return np.arange(min(total, self.n))
+        rng = np.random.default_rng([self.seed, self.epoch, 7])
+        reps = math.ceil(total / self.n)
+        return np.concatenate([rng.permutation(self.n) for _ in range(reps)])[:total]
+
+    def __iter__(self):
+        rows = self.rows()
+        for pos in range(self.start, len(rows)):
+            yield int(rows[pos]), self.epoch, pos
+
+    def __len__(self) -> int:
+        return max(0, len(self.rows()) - self.start)
+
+
+def collate(batch):
+    import torch
+
+    images = torch.from_numpy(np.stack([b[0] for b in batch]))
+    heatmaps = torch.from_numpy(np.stack([b[1] for b in batch]))
+    meta = {"row": np.array([b[2]["row"] for b in batch]),
+            "hm_to_image": np.stack([b[2]["hm_to_image"] for b in batch]),
+            "flip": np.array([b[2]["flip"] for b in batch])}
+    return images, heatmaps, meta

@@ -1,0 +1,63 @@
+"""Where the model runs and in what precision.
+
+CPU: fp32. CUDA: bf16 autocast, channels_last, cudnn benchmark and TF32; the loss stays fp32.
+"""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import torch
+
+from hgx.errors import HgxError
+
+
+@dataclass
+class Runtime:
+    device: torch.device
+    precision: str          # "fp32" | "bf16"
+    channels_last: bool
+
+    def prepare(self, model: torch.nn.Module) -> torch.nn.Module:
+        model = model.to(self.device)
+        if self.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        return model
+
+    def to_device(self, images: torch.Tensor, *rest: torch.Tensor):
+        fmt = torch.channels_last if self.channels_last else torch.contiguous_format
+        images = images.to(self.device, non_blocking=True, memory_format=fmt)
+        return (images, *(t.to(self.device, non_blocking=True) for t in rest))
+
+    def autocast(self):
+        if self.precision == "bf16":
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def state_dict(self, model: torch.nn.Module) -> dict:
+        module = getattr(model, "module", model)
+        return {k: v.detach().to("cpu", memory_format=torch.contiguous_format).clone()
+                for k, v in module.state_dict().items()}
+
+
+def select_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise HgxError(f"--device {name}: no CUDA device is available here; use --device cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise HgxError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) here")
+    return dev
+
+
+def setup_runtime(opts) -> Runtime:
+    device = select_device(opts.device)
+    if opts.threads:
+        torch.set_num_threads(opts.threads)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        return Runtime(device, "bf16", True)
+    return Runtime(device, "fp32", False)

@@ -1,0 +1,360 @@
+"""The training loop: epochs of RMSprop steps on every stack's heatmaps, validation, snapshots.
+
+``train(exp, opts, start)`` runs from a start state (fresh, a snapshot, or a branch point) to
+``opts.epochs`` and keeps the experiment directory up to date: logs, state.json, snapshots.
+"""
+from __future__ import annotations
+
+import os
+import random
+import signal
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from hgx import checkpoint
+from hgx.data import open_split
+from hgx.data.dataset import EpochSampler, collate
+from hgx.data import transforms as T
+from hgx.engine.device import Runtime, setup_runtime
+from hgx.engine.progress import Progress
+from hgx.errors import HgxError
+from hgx.experiment import Experiment
+from hgx.models import build_model
+
+
+class Interrupted(Exception):
+    def __init__(self, signum: int):
+        self.signum = signum
+
+
+@dataclass
+class StartState:
+    """Where training starts: epochs completed, iterations into the next, and the weights."""
+    epoch: int = 0
+    iteration: int = 0
+    global_step: int = 0
+    model: dict | None = None
+    optimizer: dict | None = None
+    rng: dict | None = None
+    best_acc: float | None = None
+    best_epoch: int | None = None
+
+
+@dataclass
+class Outcome:
+    epochs_done: int
+    stopped: str = "finished"          # finished | max_iters | interrupted | nan
+    best_acc: float | None = None
+    last_valid: dict = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def make_optimizer(opts, params):
+    if opts.optimizer == "rmsprop":
+        return torch.optim.RMSprop(params, lr=opts.lr, alpha=opts.alpha, eps=opts.epsilon,
+                                   momentum=opts.momentum, weight_decay=opts.weight_decay)
+    if opts.optimizer == "adam":
+        return torch.optim.Adam(params, lr=opts.lr, eps=opts.epsilon,
+                                weight_decay=opts.weight_decay)
+    return torch.optim.SGD(params, lr=opts.lr, momentum=opts.momentum,
+                           weight_decay=opts.weight_decay)
+
+
+def lr_at(opts, epoch: int) -> float:
+    """Step schedule: the lr of (1-based) ``epoch`` after the --schedule milestones before it."""
+    return opts.lr * opts.gamma ** sum(1 for m in opts.schedule if m < epoch)
+
+
+def heatmap_loss(outputs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """MSE on every stack's heatmaps, summed over stacks (intermediate supervision), in fp32."""
+    return sum(F.mse_loss(o.float(), target) for o in outputs)
+
+
+def rng_state() -> dict:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(),
+             "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict | None) -> None:
+    if not state:
+        return
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _worker_init(_):
+    import cv2
+
+    cv2.setNumThreads(1)
+    torch.set_num_threads(1)
+
+
+def make_loader(dataset, sampler, batch: int, workers: int, runtime: Runtime):
+    return torch.utils.data.DataLoader(
+        dataset, batch_size=batch, sampler=sampler, num_workers=workers, collate_fn=collate,
+        pin_memory=runtime.device.type == "cuda", persistent_workers=workers > 0,
+        worker_init_fn=_worker_init if workers > 0 else None, drop_last=False,
+        prefetch_factor=4 if workers > 0 else None)
+
+
+class Trainer:
+    def __init__(self, exp: Experiment, opts, start: StartState, log=print,
+                 interactive: bool | None = None):
+        self.exp, self.opts, self.start, self.log = exp, opts, start, log
+        self.runtime = setup_runtime(opts)
+        self.train_set = open_split(opts, "train", augment=True, log=log)
+        self.valid_set = open_split(opts, "valid", augment=False, log=log)
+        self.skeleton = self.train_set.skeleton
+        seed_everything(opts.seed)
+        model = build_model(opts, self.skeleton.num_joints)
+        if start.model is not None:
+            from hgx.models.convert import check_compatible
+
+            check_compatible(model, start.model, "the snapshot")
+            model.load_state_dict(start.model)
+        self.model = self.runtime.prepare(model)
+        self.optimizer = make_optimizer(opts, self.model.parameters())
+        if start.optimizer is not None:
+            try:
+                self.optimizer.load_state_dict(start.optimizer)
+            except (ValueError, KeyError):
+                log("warning: the snapshot's optimizer state does not fit --optimizer "
+                    f"{opts.optimizer}; starting it fresh")
+        set_rng_state(start.rng)
+        self.train_sampler = EpochSampler(len(self.train_set), opts.batch_size, opts.train_iters,
+                                          opts.seed, shuffle=True)
+        self.valid_sampler = EpochSampler(len(self.valid_set), opts.valid_batch_size,
+                                          opts.valid_iters, opts.seed, shuffle=False)
+        self.train_loader = make_loader(self.train_set, self.train_sampler, opts.batch_size,
+                                        opts.workers, self.runtime)
+        self.valid_loader = make_loader(self.valid_set, self.valid_sampler,
+                                        opts.valid_batch_size, opts.workers, self.runtime)
+        self.progress = Progress(interactive)
+        self.interrupt: int | None = None
+        self.global_step = start.global_step
+        self.best_acc, self.best_epoch = start.best_acc, start.best_epoch
+
+    # -- signals --------------------------------------------------------------------------------
+    def _on_signal(self, signum, _frame):
+        if self.interrupt is not None:  # a second Ctrl-C: give up at once
+            raise KeyboardInterrupt
+        self.interrupt = signum
+        self.log(f"\n{signal.Signals(signum).name}: finishing this step and writing a snapshot...")
+
+    # -- the loop -------------------------------------------------------------------------------
+    def run(self) -> Outcome:
+        opts, t0 = self.opts, time.time()
+        old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        epoch, first_iter = self.start.epoch + 1, self.start.iteration
+        outcome = Outcome(epochs_done=self.start.epoch, best_acc=self.best_acc)
+        try:
+            while epoch <= opts.epochs:
+                stopped = self.train_epoch(epoch, first_iter)
+                if stopped:
+                    outcome.stopped = stopped
+                    break
+                outcome.last_valid = self.validate(epoch)
+                outcome.epochs_done = epoch
+                self.end_of_epoch(epoch, outcome.last_valid)
+                outcome.best_acc = self.best_acc
+                if self.interrupt is not None:
+                    outcome.stopped = "interrupted"
+                    break
+                epoch, first_iter = epoch + 1, 0
+        finally:
+            for s, h in old.items():
+                signal.signal(s, h)
+            self.progress.close()
+        outcome.seconds = time.time() - t0
+        return outcome
+
+    def train_epoch(self, epoch: int, first_iter: int) -> str | None:
+        opts, model = self.opts, self.model
+        lr = lr_at(opts, epoch)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        model.train()
+        self.train_sampler.set_epoch(epoch, first_iter)
+        n_iters = self.train_sampler.iterations()
+        sums = {"loss": 0.0, "acc": 0.0, "n": 0, "acc_n": 0}
+        start, last_ckpt = time.time(), time.time()
+        bar = self.progress.start(f"epoch {epoch}/{opts.epochs}", n_iters, first_iter)
+        it = first_iter
+        for images, heatmaps, _ in self.train_loader:
+            images, heatmaps = self.runtime.to_device(images, heatmaps)
+            with self.runtime.autocast():
+                outputs = model(images)
+            loss = heatmap_loss(outputs, heatmaps)
+            if not torch.isfinite(loss):
+                self.log(f"error: the loss became {loss.item()} at epoch {epoch} iteration "
+                         f"{it + 1}; stopping. The last good snapshot is kept: `hgx continue "
+                         f"{self.exp.name} --lr <lower>` resumes from it")
+                return "nan"
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            it += 1
+            self.global_step += 1
+            sums["loss"] += loss.item()
+            sums["n"] += 1
+            acc = T.heatmap_accuracy(outputs[-1].detach().float().cpu().numpy(),
+                                     heatmaps.cpu().numpy(), self.skeleton.acc_joints)
+            if acc == acc:
+                sums["acc"] += acc
+                sums["acc_n"] += 1
+            elapsed = time.time() - start
+            bar.update(it, loss=sums["loss"] / sums["n"],
+                       acc=sums["acc"] / max(1, sums["acc_n"]),
+                       ips=(it - first_iter) * opts.batch_size / max(elapsed, 1e-9))
+            if opts.max_iters and self.global_step >= opts.max_iters and it < n_iters:
+                self.snapshot(epoch - 1, it)
+                self.log(f"stopped at --max-iters {opts.max_iters} (epoch {epoch}, iteration {it})")
+                return "max_iters"
+            if self.interrupt is not None and it < n_iters:
+                self.snapshot(epoch - 1, it)
+                return "interrupted"
+            if opts.checkpoint_minutes and it < n_iters and \
+                    time.time() - last_ckpt >= opts.checkpoint_minutes * 60:
+                self.snapshot(epoch - 1, it)
+                last_ckpt = time.time()
+        bar.finish()
+        seconds = time.time() - start
+        row = {"epoch": epoch, "iters": it - first_iter,
+               "loss": sums["loss"] / max(1, sums["n"]),
+               "acc": sums["acc"] / sums["acc_n"] if sums["acc_n"] else float("nan"),
+               "lr": lr, "seconds": seconds,
+               "img_per_s": (it - first_iter) * opts.batch_size / max(seconds, 1e-9)}
+        self._train_row = row
+        return None
+
+    @torch.no_grad()
+    def validate(self, epoch: int) -> dict:
+        model = self.model
+        model.eval()
+        self.valid_sampler.set_epoch(epoch)
+        start = time.time()
+        loss_sum, n, acc_sum, acc_n = 0.0, 0, 0.0, 0
+        rows, preds = [], []
+        bar = self.progress.start("  valid", self.valid_sampler.iterations(), 0)
+        for i, (images, heatmaps, meta) in enumerate(self.valid_loader):
+            images, heatmaps = self.runtime.to_device(images, heatmaps)
+            with self.runtime.autocast():
+                outputs = model(images)
+            loss_sum += heatmap_loss(outputs, heatmaps).item() * len(images)
+            n += len(images)
+            out = outputs[-1].float().cpu().numpy()
+            acc = T.heatmap_accuracy(out, heatmaps.cpu().numpy(), self.skeleton.acc_joints)
+            if acc == acc:
+                acc_sum += acc * len(images)
+                acc_n += len(images)
+            coords, _ = T.decode(out)
+            preds.append(np.stack([T.apply(m, c) for m, c in zip(meta["hm_to_image"], coords)]))
+            rows.append(meta["row"])
+            bar.update(i + 1)
+        bar.finish()
+        pckh = validation_pck(np.concatenate(preds), self.valid_set.annot, np.concatenate(rows),
+                        self.skeleton)
+        return {"epoch": epoch, "loss": loss_sum / max(1, n),
+                "acc": acc_sum / acc_n if acc_n else float("nan"), "pckh": pckh,
+                "seconds": time.time() - start}
+
+    # -- bookkeeping ----------------------------------------------------------------------------
+    def end_of_epoch(self, epoch: int, valid: dict) -> None:
+        exp, opts = self.exp, self.opts
+        acc = valid["acc"]
+        is_best = acc == acc and (self.best_acc is None or acc > self.best_acc)
+        if is_best:
+            self.best_acc, self.best_epoch = acc, epoch
+        # Logs first, then the snapshot, then the pointer: a crash in between leaves rows
+        # that the next continue drops (they are past the snapshot it resumes from).
+        exp.append_log("train", self._train_row)
+        exp.append_log("valid", valid)
+        self.snapshot(epoch, 0, is_best=is_best)
+        tr = self._train_row
+        self.log(f"epoch {epoch}/{opts.epochs}  train loss {tr['loss']:.6f} acc {tr['acc']:.3f}"
+                 f"  |  valid loss {valid['loss']:.6f} acc {valid['acc']:.3f} "
+                 f"PCKh {valid['pckh']:.1f}  |  {tr['img_per_s']:.1f} img/s, "
+                 f"{tr['seconds']:.0f}s" + ("  (best)" if is_best else ""))
+
+    def snapshot(self, epochs_done: int, iteration: int, is_best: bool = False) -> None:
+        """Write a snapshot, then move the pointer, then prune what is no longer kept."""
+        exp, opts = self.exp, self.opts
+        path = exp.snapshot_path(epochs_done + (1 if iteration else 0), iteration)
+        checkpoint.save(path, {
+            "model": self.runtime.state_dict(self.model),
+            "optimizer": self.optimizer.state_dict(),
+            "epoch": epochs_done, "iteration": iteration, "global_step": self.global_step,
+            "options": _opts_dict(opts), "rng": rng_state(),
+            "best_acc": self.best_acc, "best_epoch": self.best_epoch,
+            "precision": self.runtime.precision,
+        })
+        state = exp.state()
+        rel = str(path.relative_to(exp.path))
+        if is_best:
+            best = exp.snapshots / "best.pt"
+            tmp = exp.snapshots / f".best.pt.tmp-{os.getpid()}"
+            if tmp.exists():
+                tmp.unlink()
+            os.link(path, tmp)
+            os.replace(tmp, best)
+            state.update(best_snapshot=str(best.relative_to(exp.path)),
+                         best_acc=self.best_acc, best_epoch=self.best_epoch)
+        state.update(epochs_done=epochs_done, iteration=iteration,
+                     global_step=self.global_step, last_snapshot=rel,
+                     finished=epochs_done >= opts.epochs and iteration == 0,
+                     precision=self.runtime.precision)
+        exp.write_state(state)
+        self.prune(keep=path)
+
+    def prune(self, keep) -> None:
+        """Remove snapshots no longer needed: keep the latest, every --snapshot epochs, best."""
+        every = self.opts.snapshot
+        for p in self.exp.snapshot_files():
+            if p == keep:
+                continue
+            stem = p.stem.split("-")
+            periodic = len(stem) == 2 and every and int(stem[1]) % every == 0
+            if not periodic:
+                p.unlink(missing_ok=True)
+
+
+def validation_pck(preds: np.ndarray, annot, rows: np.ndarray, skeleton) -> float:
+    """PCKh@0.5 Mean (papers' convention) of the validated rows; NaN without head sizes."""
+    norm = annot.normalize[rows]
+    if skeleton.pck_norm != "head" or not np.isfinite(norm).all():
+        return float("nan")
+    from hgx.eval import GroundTruth, pckh
+
+    gt = GroundTruth(annot.part[rows], ~annot.present[rows], norm, skeleton.name)
+    mean = pckh(preds, gt, thresholds=[0.5])["Mean"]
+    return float("nan") if mean is None else float(mean)
+
+
+def _opts_dict(opts) -> dict:
+    from hgx.options import as_dict
+
+    return as_dict(opts)
+
+
+def start_from_snapshot(data: dict) -> StartState:
+    return StartState(epoch=int(data.get("epoch", 0)), iteration=int(data.get("iteration", 0)),
+                      global_step=int(data.get("global_step", 0)), model=data["model"],
+                      optimizer=data.get("optimizer"), rng=data.get("rng"),
+                      best_acc=data.get("best_acc"), best_epoch=data.get("best_epoch"))
+

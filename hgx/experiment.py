@@ -1,0 +1,410 @@
+"""The experiment directory: create, lock, lineage, history, snapshots and logs.
+
+exp/<name>/
+    options.yaml        fully resolved options (snake_case keys)
+    experiment.yaml     name, creation time, lineage (parent, epoch branched from)
+    history.jsonl       one JSON object per invocation (command, overrides, time, version, commit)
+    state.json          progress pointer: epochs done, latest and best snapshot, best accuracy
+    train.log           TSV, named header, one row per epoch
+    valid.log           TSV, named header, one row per epoch
+    snapshots/          epoch-NNNN.pt (latest, every --snapshot epochs), best.pt
+    lock                present while a process trains it (pid, host, heartbeat)
+
+Every file is written atomically (temporary file in the same directory, fsync, rename), and the
+pointer in state.json changes only after the snapshot it names is safely on disk.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import re
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hgx import __version__
+from hgx import options as hopts
+from hgx.errors import HgxError, UsageError
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
+TRAIN_COLUMNS = ("epoch", "iters", "loss", "acc", "lr", "seconds", "img_per_s")
+VALID_COLUMNS = ("epoch", "loss", "acc", "pckh", "seconds")
+HEARTBEAT_SECONDS = 20.0
+STALE_SECONDS = 300.0
+
+
+def exp_root(explicit: str | os.PathLike | None = None) -> Path:
+    """--exp-dir, else $HGX_EXP_DIR, else ./exp."""
+    return Path(explicit or os.environ.get("HGX_EXP_DIR") or "exp")
+
+
+def check_name(name: str) -> str:
+    if not name or not NAME_RE.match(name) or ".." in name or len(name) > 100:
+        raise UsageError(f"invalid experiment name {name!r}: use letters, digits, '.', '_', "
+                         "'-' or '+', starting with a letter or digit (no '/' or '..')")
+    return name
+
+
+def now() -> str:
+    return _dt.datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+def generate_name(root: Path) -> str:
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    while True:
+        name = f"exp-{stamp}-{secrets.token_hex(2)}"
+        if not (root / name).exists():
+            return name
+
+
+# -- atomic files -------------------------------------------------------------------------------
+def atomic_write(path: Path, data: bytes | str) -> None:
+    """Write to a temporary file beside ``path``, fsync it, then rename it over ``path``."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "wb") as fh:
+        fh.write(data.encode() if isinstance(data, str) else data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def git_commit() -> str | None:
+    """The commit of the hgx source tree, when it is a git checkout."""
+    src = Path(__file__).resolve().parent.parent
+    try:
+        out = subprocess.run(["git", "-C", str(src), "rev-parse", "HEAD"], capture_output=True,
+                             text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if out.returncode != 0:
+        return None
+    dirty = subprocess.run(["git", "-C", str(src), "status", "--porcelain", "--untracked-files=no"],
+                           capture_output=True, text=True, timeout=5).stdout.strip()
+    return out.stdout.strip() + ("-dirty" if dirty else "")
+
+
+# -- logs ---------------------------------------------------------------------------------------
+def read_tsv(path: Path) -> list[dict[str, Any]]:
+    """Rows of a TSV log with a named header (any column order), numbers as floats."""
+    if not Path(path).is_file():
+        return []
+    lines = Path(path).read_text().splitlines()
+    if not lines:
+        return []
+    header = lines[0].split("\t")
+    rows = []
+    for line in lines[1:]:
+        if not line.strip():
+            continue
+        row = {}
+        for key, value in zip(header, line.split("\t")):
+            try:
+                row[key] = float(value) if value not in ("", "nan") else float("nan")
+            except ValueError:
+                row[key] = value
+        rows.append(row)
+    return rows
+
+
+def format_tsv(columns: tuple[str, ...], rows: list[dict]) -> str:
+    def fmt(v):
+        if v is None:
+            return ""
+        if isinstance(v, float):
+            if v != v:
+                return "nan"
+            return f"{v:.6g}" if abs(v) < 1e-3 or abs(v) >= 1e6 else f"{v:.6f}".rstrip("0").rstrip(".")
+        return str(v)
+    out = ["\t".join(columns)]
+    out += ["\t".join(fmt(r.get(c)) for c in columns) for r in rows]
+    return "\n".join(out) + "\n"
+
+
+# -- the lock -----------------------------------------------------------------------------------
+class Lock:
+    """One writer per experiment: pid, host and a heartbeat refreshed by a thread."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.taken_over: dict | None = None
+
+    def info(self) -> dict:
+        return {"pid": os.getpid(), "host": socket.gethostname(), "started": now(),
+                "heartbeat": time.time()}
+
+    def acquire(self) -> "Lock":
+        data = json.dumps(self.info()).encode()
+        for _ in range(2):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                holder = read_lock(self.path)
+                if holder and not lock_is_stale(holder):
+                    raise HgxError(
+                        f"experiment {self.path.parent.name} is in use by pid {holder['pid']} on "
+                        f"{holder['host']} (since {holder.get('started', '?')}); wait for it to "
+                        f"finish or stop it first")
+                self.taken_over = holder or {}
+                try:
+                    self.path.unlink()
+                except FileNotFoundError:
+                    pass
+                continue
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            self._thread = threading.Thread(target=self._beat, daemon=True)
+            self._thread.start()
+            return self
+        raise HgxError(f"could not take the lock {self.path}; remove it if no process uses it")
+
+    def _beat(self) -> None:
+        while not self._stop.wait(HEARTBEAT_SECONDS):
+            try:
+                atomic_write(self.path, json.dumps(self.info()))
+            except OSError:
+                pass
+
+    def release(self) -> None:
+        self._stop.set()
+        holder = read_lock(self.path)
+        if holder and holder.get("pid") == os.getpid():
+            try:
+                self.path.unlink()
+            except FileNotFoundError:
+                pass
+
+    def __enter__(self):
+        return self.acquire()
+
+    def __exit__(self, *exc):
+        self.release()
+
+
+def read_lock(path: Path) -> dict | None:
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def lock_is_stale(holder: dict) -> bool:
+    if holder.get("host") == socket.gethostname():
+        try:
+            os.kill(int(holder["pid"]), 0)
+        except ProcessLookupError:
+            return True
+        except (PermissionError, KeyError, ValueError, TypeError):
+            pass
+        return False
+    return time.time() - float(holder.get("heartbeat", 0)) > STALE_SECONDS
+
+
+# -- the experiment -----------------------------------------------------------------------------
+@dataclass
+class Experiment:
+    path: Path
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    # files
+    @property
+    def options_file(self) -> Path:
+        return self.path / "options.yaml"
+
+    @property
+    def snapshots(self) -> Path:
+        return self.path / "snapshots"
+
+    @property
+    def train_log(self) -> Path:
+        return self.path / "train.log"
+
+    @property
+    def valid_log(self) -> Path:
+        return self.path / "valid.log"
+
+    @property
+    def lock_file(self) -> Path:
+        return self.path / "lock"
+
+    # -- opening and creating ---------------------------------------------------------------
+    @classmethod
+    def open(cls, root: Path, name: str) -> "Experiment":
+        """An existing experiment by name (or by path to its directory)."""
+        path = Path(name)
+        if not (path.is_dir() and (path / "options.yaml").is_file()):
+            check_name(name)
+            path = Path(root) / name
+        if not (path / "options.yaml").is_file():
+            known = list_names(root)
+            hint = f"; known: {', '.join(known[:8])}{' ...' if len(known) > 8 else ''}" \
+                if known else f"; {root} holds no experiments (create one with `hgx new`)"
+            raise HgxError(f"no experiment '{name}' in {root}{hint}")
+        return cls(path)
+
+    @classmethod
+    def create(cls, root: Path, name: str, opts: dict, parent: dict | None = None) -> "Experiment":
+        """A new experiment directory. Refuses an existing name without touching it."""
+        check_name(name)
+        root = Path(root)
+        path = root / name
+        if path.exists():
+            raise HgxError(f"experiment '{name}' already exists in {root}; pick another name, "
+                           f"or `hgx continue {name}` to resume it")
+        root.mkdir(parents=True, exist_ok=True)
+        tmp = root / f".{name}.creating-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        (tmp / "snapshots").mkdir(parents=True)
+        exp = cls(tmp)
+        atomic_write(exp.options_file, hopts.dump_yaml(opts))
+        atomic_write(tmp / "experiment.yaml", hopts.yaml.safe_dump(
+            {"name": name, "created": now(), "hgx_version": __version__, "parent": parent},
+            sort_keys=False))
+        atomic_write(exp.train_log, format_tsv(TRAIN_COLUMNS, []))
+        atomic_write(exp.valid_log, format_tsv(VALID_COLUMNS, []))
+        exp.write_state({"epochs_done": 0, "iteration": 0, "global_step": 0,
+                         "last_snapshot": None, "best_snapshot": None, "best_acc": None,
+                         "best_epoch": None, "finished": False})
+        try:
+            os.rename(tmp, path)  # fails if the name appeared meanwhile
+        except OSError:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise HgxError(f"experiment '{name}' already exists in {root}; pick another name")
+        return cls(path)
+
+    # -- options, lineage, history ----------------------------------------------------------
+    def options(self) -> dict[str, Any]:
+        """The stored options, validated; unknown or wrongly typed keys are named."""
+        data = hopts.read_yaml(self.options_file)
+        values = hopts.check_dict(data, str(self.options_file))
+        merged = hopts.defaults()
+        merged.update(values)
+        return merged
+
+    def meta(self) -> dict:
+        path = self.path / "experiment.yaml"
+        data = hopts.read_yaml(path) if path.is_file() else {}
+        return data if isinstance(data, dict) else {}
+
+    def parent(self) -> dict | None:
+        return self.meta().get("parent")
+
+    def write_options(self, opts: dict) -> None:
+        atomic_write(self.options_file, hopts.dump_yaml(opts))
+
+    def record(self, command: str, overrides: dict, argv: list[str] | None = None,
+               **extra) -> None:
+        entry = {"time": now(), "command": command,
+                 "argv": list(sys.argv[1:] if argv is None else argv),
+                 "overrides": overrides, "hgx_version": __version__, "git_commit": git_commit(),
+                 "host": socket.gethostname(), "pid": os.getpid(), **extra}
+        path = self.path / "history.jsonl"
+        old = path.read_bytes() if path.is_file() else b""
+        atomic_write(path, old + (json.dumps(entry) + "\n").encode())
+
+    def history(self) -> list[dict]:
+        path = self.path / "history.jsonl"
+        if not path.is_file():
+            return []
+        out = []
+        for line in path.read_text().splitlines():
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                continue
+        return out
+
+    # -- state ------------------------------------------------------------------------------
+    def state(self) -> dict:
+        try:
+            return json.loads((self.path / "state.json").read_text())
+        except (OSError, ValueError):
+            return {"epochs_done": 0, "last_snapshot": None, "best_snapshot": None,
+                    "best_acc": None, "best_epoch": None}
+
+    def write_state(self, state: dict) -> None:
+        atomic_write(self.path / "state.json", json.dumps(state, indent=1))
+
+    def status(self) -> str:
+        holder = read_lock(self.lock_file) if self.lock_file.exists() else None
+        if holder is not None and not lock_is_stale(holder):
+            return "running"
+        state = self.state()
+        try:
+            total = int(self.options()["epochs"])
+        except HgxError:
+            return "broken"
+        done = state.get("epochs_done", 0)
+        if done >= total:
+            return "finished"
+        if holder is not None or self.lock_file.exists():
+            return "crashed"
+        if state.get("last_snapshot") is None:
+            return "new"
+        return "stopped"
+
+    # -- logs -------------------------------------------------------------------------------
+    def append_log(self, which: str, row: dict) -> None:
+        path, cols = (self.train_log, TRAIN_COLUMNS) if which == "train" else \
+            (self.valid_log, VALID_COLUMNS)
+        rows = [r for r in read_tsv(path) if r.get("epoch") != row["epoch"]]
+        atomic_write(path, format_tsv(cols, rows + [row]))
+
+    def truncate_logs(self, epoch: int) -> None:
+        """Drop rows past ``epoch`` (they belong to work the snapshot does not hold)."""
+        for path, cols in ((self.train_log, TRAIN_COLUMNS), (self.valid_log, VALID_COLUMNS)):
+            rows = read_tsv(path)
+            keep = [r for r in rows if r.get("epoch", 0) <= epoch]
+            if len(keep) != len(rows):
+                atomic_write(path, format_tsv(cols, keep))
+
+    # -- snapshots --------------------------------------------------------------------------
+    def snapshot_path(self, epoch: int, iteration: int = 0) -> Path:
+        """End of ``epoch``: epoch-NNNN.pt; ``iteration`` steps into it: epoch-NNNN-itK.pt.
+
+        Names sort in training order."""
+        tail = f"-it{iteration:07d}" if iteration else ""
+        return self.snapshots / f"epoch-{epoch:04d}{tail}.pt"
+
+    def snapshot_files(self) -> list[Path]:
+        return sorted(self.snapshots.glob("epoch-*.pt"))
+
+    def resolve_path(self, rel: str | None) -> Path | None:
+        return None if rel is None else self.path / rel
+
+
+def list_names(root: Path) -> list[str]:
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir()
+                  if p.is_dir() and not p.name.startswith(".") and (p / "options.yaml").is_file())

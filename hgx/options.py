@@ -1,0 +1,278 @@
+"""ONE schema of every experiment option: default, type, help and validation.
+
+CLI flags (``--batch-size``), ``options.yaml`` keys (``batch_size``) and presets
+(``experiments/*.yaml``) are all derived from ``SCHEMA``. Precedence when options are resolved:
+defaults < preset < parent experiment (continue/branch) < flags the user actually typed.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from hgx.errors import UsageError
+
+
+@dataclass(frozen=True)
+class Option:
+    name: str                    # snake_case key in options.yaml; the flag is --kebab-case
+    type: type                   # int, float, str, bool or list (of ``item``)
+    default: Any
+    help: str
+    group: str
+    choices: tuple | None = None
+    min: float | None = None
+    max: float | None = None
+    item: type = float           # element type of a list option
+    arch: bool = False           # fixed once an experiment has weights (continue/branch)
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+
+O = Option
+SCHEMA: tuple[Option, ...] = (
+    # -- data ---------------------------------------------------------------------------------
+    O("dataset", str, "synthetic", "Dataset: synthetic (generated on first use), mpii, flic "
+      "or custom (pose-hg-train h5 layout).", "data",
+      choices=("synthetic", "mpii", "flic", "custom")),
+    O("data_dir", str, "", "Directory with annot/{train,valid,test}.h5 and images/ (default: "
+      "the synthetic cache, or ./data/<dataset>).", "data"),
+    O("synth_size", str, "1280x720", "Synthetic dataset: image size WxH.", "data"),
+    O("synth_train", int, 1000, "Synthetic dataset: training people.", "data", min=1),
+    O("synth_valid", int, 200, "Synthetic dataset: validation people.", "data", min=1),
+    O("synth_test", int, 200, "Synthetic dataset: test people.", "data", min=1),
+    O("synth_seed", int, 0, "Synthetic dataset: generator seed.", "data", min=0),
+    O("input_res", int, 256, "Network input resolution (px).", "data", min=16, arch=False),
+    O("output_res", int, 64, "Heatmap resolution (px); input-res / 4 for the hourglass.",
+      "data", min=4),
+    O("scale_aug", float, 0.25, "Scale augmentation: s * 2^clamp(N(0,1)*x, +-2x).", "data",
+      min=0),
+    O("rotate_aug", float, 30.0, "Rotation augmentation: clamp(N(0,1)*x, +-2x) degrees.",
+      "data", min=0),
+    O("rotate_prob", float, 0.4, "Probability that a training sample is rotated.", "data",
+      min=0, max=1),
+    O("flip_prob", float, 0.5, "Probability of a horizontal flip (left/right joints swapped).",
+      "data", min=0, max=1),
+    O("color_aug", float, 0.4, "Colour augmentation: each RGB channel * U(1-x, 1+x).", "data",
+      min=0, max=1),
+    O("hm_sigma", float, 1.75, "Heatmap Gaussian sigma (heatmap px; 7x7 window).", "data",
+      min=0.1),
+    # -- model --------------------------------------------------------------------------------
+    O("stacks", int, 8, "Number of stacked hourglasses.", "model", min=1, max=16, arch=True),
+    O("features", int, 256, "Channels in the hourglasses.", "model", min=4, arch=True),
+    O("modules", int, 1, "Residual modules at each step.", "model", min=1, arch=True),
+    O("depth", int, 4, "Hourglass depth (downsamplings).", "model", min=1, max=6, arch=True),
+    O("mid", int, 0, "Bottleneck width of the residual blocks (0 = features/2).", "model",
+      min=0, arch=True),
+    O("stem", str, "original", "Stem: pose-hg-train's original, or bearpaw (pytorch-pose).",
+      "model", choices=("original", "bearpaw"), arch=True),
+    # -- optimisation -------------------------------------------------------------------------
+    O("epochs", int, 100, "TOTAL number of epochs of the experiment.", "train", min=1),
+    O("train_iters", int, 8000, "Training iterations per epoch (0 = whole split).", "train",
+      min=0),
+    O("valid_iters", int, 1000, "Validation iterations per epoch (0 = whole split).", "train",
+      min=0),
+    O("batch_size", int, 6, "Training batch size.", "train", min=1),
+    O("valid_batch_size", int, 6, "Validation batch size.", "train", min=1),
+    O("optimizer", str, "rmsprop", "Optimizer.", "train", choices=("rmsprop", "adam", "sgd")),
+    O("lr", float, 2.5e-4, "Learning rate.", "train", min=0),
+    O("momentum", float, 0.0, "Momentum (rmsprop, sgd).", "train", min=0, max=1),
+    O("weight_decay", float, 0.0, "Weight decay.", "train", min=0),
+    O("alpha", float, 0.99, "RMSprop smoothing constant.", "train", min=0, max=1),
+    O("epsilon", float, 1e-8, "Optimizer epsilon.", "train", min=0),
+    O("schedule", list, [], "Epochs at which the lr is multiplied by --gamma, e.g. 60 90.",
+      "train", item=int),
+    O("gamma", float, 0.1, "LR multiplier at each --schedule epoch.", "train", min=0),
+    O("max_iters", int, 0, "Stop after this many training iterations in all (0 = no limit).",
+      "train", min=0),
+    O("seed", int, 0, "Random seed (weights, data order, augmentation).", "train", min=0),
+    # -- run ----------------------------------------------------------------------------------
+    O("snapshot", int, 10, "Keep a snapshot every N epochs (the latest and best are always "
+      "kept; 0 = only those).", "run", min=0),
+    O("checkpoint_minutes", float, 5.0, "Also snapshot inside an epoch every N minutes "
+      "(0 = only at epoch ends).", "run", min=0),
+    O("workers", int, 2, "Data-loading worker processes (0 = in the main process).", "run",
+      min=0),
+    O("device", str, "auto", "Device: auto, cpu, cuda or cuda:N.", "run"),
+    O("threads", int, 0, "CPU threads for torch (0 = torch's default).", "run", min=0),
+    O("load_model", str, "", "Start from these weights (hgx snapshot, pytorch_stacked_hourglass "
+      "checkpoint.pt or pytorch-pose model_best.pth.tar) with a fresh optimizer.", "run"),
+)
+
+BY_NAME: dict[str, Option] = {o.name: o for o in SCHEMA}
+Options = dataclasses.make_dataclass(
+    "Options",
+    [(o.name, o.type, dataclasses.field(default_factory=(lambda d=o.default: _copy(d))))
+     for o in SCHEMA],
+    frozen=True,
+)
+Options.__doc__ = "Fully resolved experiment options (attribute access, one field per option)."
+
+
+def _copy(value):
+    return list(value) if isinstance(value, list) else value
+
+
+def defaults() -> dict[str, Any]:
+    return {o.name: _copy(o.default) for o in SCHEMA}
+
+
+def coerce(name: str, value: Any, source: str = "") -> Any:
+    """Check and convert one value. ``source`` names where it came from, for the message."""
+    where = f" in {source}" if source else ""
+    opt = BY_NAME.get(name)
+    if opt is None:
+        raise UsageError(f"unknown option '{name}'{where}; `hgx new --help` lists the options")
+    label = opt.flag if not source else f"'{name}'"
+
+    def bad(expected: str):
+        return UsageError(f"{label}{where}: expected {expected}, got {value!r}")
+
+    if opt.type is list:
+        items = value
+        if isinstance(value, str):
+            items = [v for v in value.replace(",", " ").split() if v]
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            items = [value]
+        if not isinstance(items, (list, tuple)):
+            raise bad(f"a list of {opt.item.__name__}s")
+        try:
+            return [_scalar(opt.item, v) for v in items]
+        except (TypeError, ValueError):
+            raise bad(f"a list of {opt.item.__name__}s") from None
+    try:
+        out = _scalar(opt.type, value)
+    except (TypeError, ValueError):
+        raise bad({int: "an integer", float: "a number", bool: "true or false",
+                   str: "a string"}[opt.type]) from None
+    if opt.choices and out not in opt.choices:
+        raise UsageError(f"{label}{where}: {out!r} is not one of {', '.join(opt.choices)}")
+    if opt.min is not None and out < opt.min:
+        raise UsageError(f"{label}{where}: {out} is below the minimum {opt.min:g}")
+    if opt.max is not None and out > opt.max:
+        raise UsageError(f"{label}{where}: {out} is above the maximum {opt.max:g}")
+    if name == "synth_size":
+        parse_size(out, label)
+    if name == "device" and not (out in ("auto", "cpu", "cuda") or out.startswith("cuda:")):
+        raise UsageError(f"{label}{where}: {out!r} is not auto, cpu, cuda or cuda:N")
+    return out
+
+
+def _scalar(kind: type, value: Any):
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "yes", "1", "false", "no", "0"):
+            return value.lower() in ("true", "yes", "1")
+        raise ValueError(value)
+    if kind is int:
+        if isinstance(value, bool):
+            raise TypeError(value)
+        if isinstance(value, float):
+            if not value.is_integer():
+                raise ValueError(value)
+            return int(value)
+        return int(str(value), 10) if isinstance(value, str) else int(value)
+    if kind is float:
+        if isinstance(value, bool):
+            raise TypeError(value)
+        out = float(value)
+        if not math.isfinite(out):
+            raise ValueError(value)
+        return out
+    if kind is str:
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            raise TypeError(value)
+        return str(value)
+    raise TypeError(kind)
+
+
+def parse_size(text: str, label: str = "--synth-size") -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+        if w < 32 or h < 32:
+            raise ValueError
+    except ValueError:
+        raise UsageError(f"{label}: expected WIDTHxHEIGHT such as 1280x720, got {text!r}") from None
+    return w, h
+
+
+def check_dict(values: dict, source: str) -> dict[str, Any]:
+    """Validate a partial mapping of options (a preset, a YAML file, typed flags)."""
+    if not isinstance(values, dict):
+        raise UsageError(f"{source}: expected a mapping of option: value, got "
+                         f"{type(values).__name__}")
+    return {k: coerce(k, v, source) for k, v in values.items()}
+
+
+def resolve(preset: dict | None = None, parent: dict | None = None,
+            typed: dict | None = None) -> Options:
+    """defaults < preset < parent experiment < flags the user actually typed."""
+    merged = defaults()
+    for layer in (preset, parent, typed):
+        merged.update(layer or {})
+    return Options(**merged)
+
+
+def as_dict(opts) -> dict[str, Any]:
+    return dataclasses.asdict(opts)
+
+
+def differences(a: dict, b: dict) -> dict[str, tuple[Any, Any]]:
+    """Options whose values differ between two option mappings (schema order)."""
+    keys = [o.name for o in SCHEMA] + sorted((set(a) | set(b)) - set(BY_NAME))
+    return {k: (a.get(k), b.get(k)) for k in keys if a.get(k) != b.get(k)}
+
+
+# -- presets ------------------------------------------------------------------------------------
+def presets_dir() -> Path:
+    return Path(__file__).resolve().parent.parent / "experiments"
+
+
+def available_presets() -> list[str]:
+    d = presets_dir()
+    return sorted(p.stem for p in d.glob("*.yaml")) if d.is_dir() else []
+
+
+def load_preset(name: str) -> dict[str, Any]:
+    """A preset by name (``experiments/NAME.yaml``) or by path to a YAML file."""
+    path = Path(name)
+    if not (path.suffix in (".yaml", ".yml") and path.is_file()):
+        path = presets_dir() / f"{name}.yaml"
+    if not path.is_file():
+        known = ", ".join(available_presets()) or "none found"
+        raise UsageError(f"preset '{name}' not found; known presets: {known} "
+                         "(or give a path to a .yaml file)")
+    return check_dict(read_yaml(path), str(path))
+
+
+def read_yaml(path: Path) -> Any:
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        line = f" line {mark.line + 1}" if mark else ""
+        raise UsageError(f"{path}:{line} is not valid YAML; fix or restore the file") from None
+    except OSError as err:
+        raise UsageError(f"cannot read {path}: {err.strerror}") from None
+    return {} if data is None else data
+
+
+def dump_yaml(values: dict) -> str:
+    """options.yaml text: schema order, grouped, one key per option."""
+    lines, group = [], None
+    for opt in SCHEMA:
+        if opt.name not in values:
+            continue
+        if opt.group != group:
+            group = opt.group
+            lines.append(f"# {group}")
+        lines.append(yaml.safe_dump({opt.name: values[opt.name]}, default_flow_style=True,
+                                    width=1000).strip().removeprefix("{").removesuffix("}"))
+    return "\n".join(lines) + "\n"

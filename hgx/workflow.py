@@ -1,0 +1,256 @@
+"""pose-hg-train's workflow on experiment directories: new, continue, branch, list, show, diff.
+
+Option precedence: defaults < preset < parent experiment < flags the user actually typed.
+Everything that can fail on user input is checked before anything is written.
+"""
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from hgx import options as hopts
+from hgx.errors import HgxError, UsageError
+from hgx.experiment import Experiment, Lock, exp_root, generate_name, list_names, read_tsv
+
+EXIT_SIGNAL = {2: 130, 15: 143}  # SIGINT, SIGTERM
+
+
+@dataclass
+class RunResult:
+    name: str
+    exit_code: int = 0
+    message: str = ""
+
+
+def typed_options(raw: dict[str, Any]) -> dict[str, Any]:
+    """Validate the flags the user typed (None = not typed)."""
+    return {k: hopts.coerce(k, v) for k, v in raw.items() if v is not None}
+
+
+def _refuse_arch_change(stored: dict, typed: dict, what: str) -> None:
+    for key, value in typed.items():
+        if hopts.BY_NAME[key].arch and stored.get(key) != value:
+            flag = hopts.BY_NAME[key].flag
+            raise UsageError(f"{flag} cannot change on {what}: the snapshot holds a model with "
+                             f"{key}={stored.get(key)}; start a new experiment with `hgx new ... "
+                             f"--load-model` instead")
+
+
+def _check_data(opts, log) -> None:
+    """Fail before creating anything when the dataset is not there."""
+    from hgx.data import open_split
+
+    open_split(opts, "train", log=log)
+    open_split(opts, "valid", log=log)
+
+
+def _initial_weights(opts) -> dict | None:
+    """--load-model: the checkpoint's weights, checked against the experiment's model."""
+    if not opts.load_model:
+        return None
+    from hgx.data.dataset import DATASET_SKELETONS
+    from hgx.models import build_model
+    from hgx.models.convert import check_compatible, load_any_checkpoint
+
+    path = Path(opts.load_model).expanduser()
+    if not path.is_file():
+        raise HgxError(f"--load-model {path}: file not found")
+    loaded = load_any_checkpoint(path)
+    model = build_model(opts, DATASET_SKELETONS[opts.dataset].num_joints)
+    check_compatible(model, loaded.state_dict, str(path))
+    return loaded.state_dict
+
+
+def _train(exp: Experiment, opts, start, log, interactive) -> RunResult:
+    from hgx.engine.train import Trainer
+
+    trainer = Trainer(exp, opts, start, log=log, interactive=interactive)
+    outcome = trainer.run()
+    state = exp.state()
+    done = f"{state.get('epochs_done', 0)}/{opts.epochs} epochs"
+    best = state.get("best_acc")
+    best_txt = f", best valid acc {best:.3f} (epoch {state.get('best_epoch')})" if best else ""
+    if outcome.stopped == "finished":
+        return RunResult(exp.name, 0, f"{exp.name}: finished {done}{best_txt} in "
+                                      f"{outcome.seconds:.0f}s")
+    if outcome.stopped == "nan":
+        return RunResult(exp.name, 1, f"{exp.name}: stopped on a non-finite loss after {done}")
+    how = f"`hgx continue {exp.name}` resumes it"
+    if outcome.stopped == "max_iters":
+        return RunResult(exp.name, 0, f"{exp.name}: stopped at --max-iters after {done} "
+                                      f"(snapshot written); {how} (raise --max-iters)")
+    code = EXIT_SIGNAL.get(trainer.interrupt or 2, 130)
+    return RunResult(exp.name, code, f"{exp.name}: interrupted after {done}; snapshot "
+                                     f"written; {how}")
+
+
+def new(name: str | None, typed_raw: dict, preset: str | None = None, exp_dir=None,
+        log: Callable = print, interactive=None, argv=None) -> RunResult:
+    from hgx.engine.train import StartState
+
+    root = exp_root(exp_dir)
+    typed = typed_options(typed_raw)
+    preset_values = hopts.load_preset(preset) if preset else {}
+    if name is None:
+        name = generate_name(root)
+        log(f"experiment name: {name}")
+    from hgx.experiment import check_name
+
+    check_name(name)
+    if (root / name).exists():
+        raise HgxError(f"experiment '{name}' already exists in {root}; pick another name, or "
+                       f"`hgx continue {name}` to resume it")
+    opts = hopts.resolve(preset_values, None, typed)
+    weights = _initial_weights(opts)
+    _check_data(opts, log)
+    exp = Experiment.create(root, name, hopts.as_dict(opts))
+    exp.record("new", typed, argv, preset=preset)
+    with Lock(exp.lock_file):
+        return _train(exp, opts, StartState(model=weights), log, interactive)
+
+
+def continue_(name: str, typed_raw: dict, exp_dir=None, log: Callable = print,
+              interactive=None, argv=None) -> RunResult:
+    from hgx import checkpoint
+    from hgx.engine.train import StartState, start_from_snapshot
+
+    root = exp_root(exp_dir)
+    exp = Experiment.open(root, name)
+    stored = exp.options()
+    typed = typed_options(typed_raw)
+    state = exp.state()
+    has_weights = state.get("last_snapshot") is not None or bool(exp.snapshot_files())
+    if has_weights:
+        _refuse_arch_change(stored, typed, "continue")
+    opts = hopts.resolve(None, stored, typed)
+    done = int(state.get("epochs_done", 0))
+    if done >= opts.epochs and not state.get("iteration"):
+        return RunResult(exp.name, 0, f"nothing to do: {exp.name} has done {done} of "
+                                      f"{opts.epochs} epochs; raise --epochs to train more")
+    with Lock(exp.lock_file) as lock:
+        if lock.taken_over is not None:
+            log(f"note: took over a stale lock of pid {lock.taken_over.get('pid')} on "
+                f"{lock.taken_over.get('host')}")
+        _, data = checkpoint.latest_good(exp, warn=log)
+        if data is None:
+            start = StartState(model=_initial_weights(opts))
+            if has_weights:
+                log("warning: no loadable snapshot; starting from scratch")
+        else:
+            start = start_from_snapshot(data)
+        _check_data(opts, log)
+        exp.truncate_logs(start.epoch)
+        exp.write_options(hopts.as_dict(opts))
+        exp.record("continue", typed, argv, from_epoch=start.epoch,
+                   from_iteration=start.iteration)
+        return _train(exp, opts, start, log, interactive)
+
+
+def branch(old: str, new_name: str, typed_raw: dict, from_epoch: int | None = None,
+           from_best: bool = False, exp_dir=None, log: Callable = print, interactive=None,
+           argv=None) -> RunResult:
+    from hgx import checkpoint
+    from hgx.engine.train import start_from_snapshot
+    from hgx.experiment import check_name
+
+    root = exp_root(exp_dir)
+    parent = Experiment.open(root, old)
+    check_name(new_name)
+    if (root / new_name).exists():
+        raise HgxError(f"experiment '{new_name}' already exists in {root}; pick another name")
+    stored = parent.options()
+    typed = typed_options(typed_raw)
+    _refuse_arch_change(stored, typed, "branch")
+    if from_best:
+        src = parent.resolve_path(parent.state().get("best_snapshot"))
+        if src is None or not src.is_file():
+            raise HgxError(f"{old} has no best snapshot yet; branch from its latest instead")
+        data = checkpoint.load(src)
+    elif from_epoch is not None:
+        src = parent.snapshot_path(from_epoch)
+        if not src.is_file():
+            kept = [int(p.stem.split("-")[1]) for p in parent.snapshot_files()
+                    if len(p.stem.split("-")) == 2]
+            raise HgxError(f"{old} has no snapshot of epoch {from_epoch}; kept epochs: "
+                           f"{', '.join(map(str, kept)) or 'none'} (or --from best)")
+        data = checkpoint.load(src)
+    else:
+        src, data = checkpoint.latest_good(parent, warn=log)
+        if data is None:
+            raise HgxError(f"{old} has no snapshot to branch from yet; train it first")
+    opts = hopts.resolve(None, stored, typed)
+    _check_data(opts, log)
+    start = start_from_snapshot(data)
+    lineage = {"name": parent.name, "path": str(parent.path.resolve()),
+               "epoch": start.epoch, "iteration": start.iteration,
+               "snapshot": src.name}
+    exp = Experiment.create(root, new_name, hopts.as_dict(opts), parent=lineage)
+    dst = exp.snapshots / src.name if src.name != "best.pt" else \
+        exp.snapshot_path(start.epoch + (1 if start.iteration else 0), start.iteration)
+    shutil.copyfile(src, dst)
+    state = exp.state()
+    state.update(epochs_done=start.epoch, iteration=start.iteration,
+                 global_step=start.global_step, last_snapshot=str(dst.relative_to(exp.path)))
+    exp.write_state(state)
+    exp.record("branch", typed, argv, parent=parent.name, from_epoch=start.epoch,
+               snapshot=src.name)
+    start.best_acc = start.best_epoch = None
+    if start.epoch >= opts.epochs and not start.iteration:
+        return RunResult(exp.name, 0, f"{exp.name} branched from {parent.name} at epoch "
+                                      f"{start.epoch}; nothing to train: it has done "
+                                      f"{start.epoch} of {opts.epochs} epochs (`hgx continue "
+                                      f"{exp.name} --epochs N` trains more)")
+    log(f"{exp.name}: branched from {parent.name} at epoch {start.epoch}")
+    with Lock(exp.lock_file):
+        return _train(exp, opts, start, log, interactive)
+
+
+# -- read-only views ----------------------------------------------------------------------------
+def summary(exp: Experiment) -> dict:
+    """What list and show report of one experiment (never writes)."""
+    state = exp.state()
+    try:
+        opts = exp.options()
+        total = opts["epochs"]
+    except HgxError:
+        opts, total = None, None
+    parent = exp.parent()
+
+    def absolute(rel):
+        p = exp.resolve_path(rel)
+        return str(p.resolve()) if p is not None and p.is_file() else None
+
+    return {
+        "name": exp.name, "path": str(exp.path.resolve()),
+        "parent": parent.get("name") if parent else None,
+        "branched_from_epoch": parent.get("epoch") if parent else None,
+        "epochs_done": state.get("epochs_done", 0), "epochs": total,
+        "best_acc": state.get("best_acc"), "best_epoch": state.get("best_epoch"),
+        "status": exp.status(), "precision": state.get("precision"),
+        "last_snapshot": absolute(state.get("last_snapshot")),
+        "best_snapshot": absolute(state.get("best_snapshot")),
+    }
+
+
+def list_experiments(exp_dir=None) -> list[dict]:
+    root = exp_root(exp_dir)
+    return [summary(Experiment(root / n)) for n in list_names(root)]
+
+
+def show(name: str, exp_dir=None) -> dict:
+    exp = Experiment.open(exp_root(exp_dir), name)
+    info = summary(exp)
+    info["options"] = exp.options()
+    info["lineage"] = exp.parent()
+    info["history"] = exp.history()
+    info["train_log"] = read_tsv(exp.train_log)
+    info["valid_log"] = read_tsv(exp.valid_log)
+    return info
+
+
+def diff(a: str, b: str, exp_dir=None) -> dict[str, tuple]:
+    root = exp_root(exp_dir)
+    return hopts.differences(Experiment.open(root, a).options(),
+                             Experiment.open(root, b).options())
