@@ -1,3 +1,5 @@
+import sys
+
 from hgx.cli import main
 
-main()
+sys.exit(main())

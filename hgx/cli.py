@@ -7,11 +7,9 @@ from __future__ import annotations
 
 import inspect
 import json
-import os
 import sys
 from typing import Any, Optional
 
-import click
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -238,13 +236,6 @@ def main(argv: list[str] | None = None) -> int:
     command = typer.main.get_command(app)
     try:
         code = command.main(argv, prog_name="hgx", standalone_mode=False)
-    except click.UsageError as err:
-        hint = f" (see `{err.ctx.command_path} --help`)" if err.ctx else ""
-        _err(f"hgx: error: {err.format_message()}{hint}")
-        code = 2
-    except click.Abort:
-        _err("hgx: aborted")
-        code = 130
     except HgxError as err:
         if debug:
             raise
@@ -254,6 +245,14 @@ def main(argv: list[str] | None = None) -> int:
         _err("hgx: interrupted")
         code = 130
     except Exception as err:  # a bug, not a user error: one line unless --debug
+        if _is_click(err, "UsageError"):  # typer may vendor its own click: match by name
+            ctx = getattr(err, "ctx", None)
+            hint = f" (see `{ctx.command_path} --help`)" if ctx else ""
+            _err(f"hgx: error: {_one_line(err.format_message())}{hint}")
+            return 2
+        if _is_click(err, "Abort"):
+            _err("hgx: aborted")
+            return 130
         if debug:
             raise
         wrapped = _wrapped_hgx_error(err)
@@ -263,10 +262,11 @@ def main(argv: list[str] | None = None) -> int:
             _err(f"hgx: internal error: {type(err).__name__}: {err} (rerun with --debug for "
                  "the traceback)")
         code = 1
-    code = code if isinstance(code, int) else 0
-    if argv is not None and __name__ != "__main__":
-        sys.exit(code) if _called_as_script() else None
-    return code
+    return code if isinstance(code, int) else 0
+
+
+def _is_click(err: Exception, name: str) -> bool:
+    return any(c.__name__ == name and "click" in c.__module__ for c in type(err).__mro__)
 
 
 def _one_line(err: Exception) -> str:
@@ -280,10 +280,6 @@ def _wrapped_hgx_error(err: Exception) -> str | None:
     if marker in text:
         return text.rsplit(marker, 1)[1].strip().splitlines()[0]
     return None
-
-
-def _called_as_script() -> bool:
-    return os.path.basename(sys.argv[0]) in ("hgx", "__main__.py")
 
 
 def entry() -> None:

@@ -1,0 +1,140 @@
+"""The new -> continue (--lr) -> branch flow on a tiny model, as a user would check it."""
+from __future__ import annotations
+
+import json
+
+import torch
+import yaml
+
+from conftest import TINY, tree_hashes
+from hgx.experiment import read_tsv
+
+
+def epochs_of(path):
+    return [int(r["epoch"]) for r in read_tsv(path)]
+
+
+def test_new_writes_a_complete_experiment(hgx):
+    code, out = hgx("new", "a", *TINY, "--epochs", "2")
+    assert code == 0, out
+    d = hgx.root / "a"
+    opts = yaml.safe_load((d / "options.yaml").read_text())
+    assert opts["epochs"] == 2 and opts["lr"] == 2.5e-4 and opts["stacks"] == 2
+    assert opts["optimizer"] == "rmsprop" and opts["alpha"] == 0.99
+    history = [json.loads(line) for line in (d / "history.jsonl").read_text().splitlines()]
+    assert history[0]["command"] == "new" and history[0]["hgx_version"]
+    assert history[0]["overrides"]["epochs"] == 2
+    assert (d / "train.log").read_text().splitlines()[0].split("\t")[:5] == \
+        ["epoch", "iters", "loss", "acc", "lr"]
+    assert epochs_of(d / "train.log") == [1, 2] and epochs_of(d / "valid.log") == [1, 2]
+    code, out = hgx("show", "a", "--json")
+    info = json.loads(out)
+    snap = torch.load(info["last_snapshot"], map_location="cpu", weights_only=False)
+    assert "model" in snap and snap["epoch"] == 2
+    best = torch.load(info["best_snapshot"], map_location="cpu", weights_only=False)
+    assert set(best["model"]) == set(snap["model"])
+    assert info["status"] == "finished" and info["epochs_done"] == 2
+
+
+def test_new_without_name_generates_one(hgx):
+    code, out = hgx("new", *TINY, "--epochs", "1")
+    assert code == 0, out
+    names = [p.name for p in hgx.root.iterdir()]
+    assert len(names) == 1 and names[0] in out
+
+
+def test_existing_name_is_refused_and_untouched(hgx):
+    assert hgx("new", "a", *TINY, "--epochs", "1")[0] == 0
+    before = tree_hashes(hgx.root / "a")
+    code, out = hgx("new", "a", *TINY, "--epochs", "1", "--lr", "1")
+    assert code != 0
+    assert "already exists" in out and "Traceback" not in out
+    assert len(out.strip().splitlines()) == 1
+    assert tree_hashes(hgx.root / "a") == before
+
+
+def test_continue_with_lr_keeps_other_options(hgx):
+    assert hgx("new", "a", *TINY, "--epochs", "2", "--momentum", "0.5")[0] == 0
+    code, out = hgx("continue", "a")
+    assert code == 0 and "nothing to do" in out
+    code, out = hgx("continue", "a", "--epochs", "3", "--lr", "1e-5")
+    assert code == 0, out
+    d = hgx.root / "a"
+    opts = yaml.safe_load((d / "options.yaml").read_text())
+    assert opts["lr"] == 1e-5 and opts["epochs"] == 3
+    assert opts["momentum"] == 0.5 and opts["stacks"] == 2  # kept, not reset to defaults
+    rows = read_tsv(d / "train.log")
+    assert [r["lr"] for r in rows] == [2.5e-4, 2.5e-4, 1e-5]
+    snap = torch.load(d / "snapshots" / "epoch-0003.pt", weights_only=False)
+    assert snap["optimizer"]["param_groups"][0]["lr"] == 1e-5  # on the restored optimizer
+    assert snap["optimizer"]["state"]  # RMSprop's running averages were restored, not reset
+    history = [json.loads(x) for x in (d / "history.jsonl").read_text().splitlines()]
+    assert [h["command"] for h in history] == ["new", "continue"]
+    assert history[1]["overrides"] == {"epochs": 3, "lr": 1e-5}
+
+
+def test_continue_after_stop_has_each_epoch_once(hgx):
+    # --max-iters stops inside epoch 2 (3 iterations per epoch); continue finishes it.
+    code, out = hgx("new", "a", *TINY, "--epochs", "3", "--max-iters", "5")
+    assert code == 0 and "max-iters" in out
+    d = hgx.root / "a"
+    assert epochs_of(d / "train.log") == [1]
+    assert json.loads((d / "state.json").read_text())["iteration"] == 2
+    code, out = hgx("continue", "a", "--max-iters", "0")
+    assert code == 0, out
+    assert epochs_of(d / "train.log") == [1, 2, 3]
+    assert epochs_of(d / "valid.log") == [1, 2, 3]
+    assert read_tsv(d / "train.log")[1]["iters"] == 1  # only the rest of epoch 2 ran
+
+
+def test_continue_drops_log_rows_past_the_snapshot(hgx):
+    assert hgx("new", "a", *TINY, "--epochs", "2")[0] == 0
+    d = hgx.root / "a"
+    # A crash after logging epoch 3 but before its snapshot: the row is stale.
+    with open(d / "train.log", "a") as fh:
+        fh.write("3\t3\t9.9\t0\t0.00025\t1\t1\n")
+    code, out = hgx("continue", "a", "--epochs", "3")
+    assert code == 0, out
+    rows = read_tsv(d / "train.log")
+    assert epochs_of(d / "train.log") == [1, 2, 3] and rows[-1]["loss"] != 9.9
+
+
+def test_branch_leaves_parent_unchanged(hgx):
+    assert hgx("new", "old", *TINY, "--epochs", "2", "--snapshot", "1")[0] == 0
+    before = tree_hashes(hgx.root / "old")
+    code, out = hgx("branch", "old", "new-01", "--lr", "1e-5", "--epochs", "3")
+    assert code == 0, out
+    code, out = hgx("branch", "old", "new-02", "--from-epoch", "1", "--lr", "5e-5")
+    assert code == 0, out
+    assert tree_hashes(hgx.root / "old") == before
+    meta = yaml.safe_load((hgx.root / "new-01" / "experiment.yaml").read_text())
+    assert meta["parent"]["name"] == "old" and meta["parent"]["epoch"] == 2
+    assert epochs_of(hgx.root / "new-01" / "train.log") == [3]
+    assert epochs_of(hgx.root / "new-02" / "train.log") == [2]
+    opts = yaml.safe_load((hgx.root / "new-02" / "options.yaml").read_text())
+    assert opts["lr"] == 5e-5 and opts["epochs"] == 2 and opts["stacks"] == 2
+    code, out = hgx("list", "--json")
+    rows = {r["name"]: r for r in json.loads(out)}
+    assert rows["new-01"]["parent"] == "old" and rows["new-01"]["epochs_done"] == 3
+    assert rows["old"]["status"] == "finished"
+
+
+def test_branch_errors_touch_nothing(hgx):
+    assert hgx("new", "old", *TINY, "--epochs", "2")[0] == 0
+    before = tree_hashes(hgx.root)
+    code, out = hgx("branch", "old", "x", "--from-epoch", "1")  # not kept (--snapshot 10)
+    assert code == 1 and "no snapshot of epoch 1" in out
+    code, out = hgx("branch", "old", "old")
+    assert code == 1 and "already exists" in out
+    code, out = hgx("branch", "nope", "x")
+    assert code == 1 and "no experiment 'nope'" in out
+    code, out = hgx("branch", "old", "x", "--stacks", "3")
+    assert code == 2 and "--stacks cannot change" in out
+    assert tree_hashes(hgx.root) == before
+
+
+def test_diff_prints_only_differing_options(hgx):
+    assert hgx("new", "a", *TINY, "--epochs", "1")[0] == 0
+    assert hgx("branch", "a", "b", "--lr", "1e-5", "--epochs", "1")[0] == 0
+    code, out = hgx("diff", "a", "b", "--json")
+    assert json.loads(out) == {"lr": {"a": 2.5e-4, "b": 1e-5}}
