@@ -1,0 +1,562 @@
+"""Read stacked-hourglass checkpoints (ours and two public PyTorch peers) into our model's keys.
+
+Three on-disk layouts are recognised from their state-dict keys, never from the file name:
+
+* ``hgx``: an hgx snapshot ``{"format": "hgx-snapshot", "model": state_dict, "options": {...}}``
+  or a bare :class:`~hgx.models.hourglass.StackedHourglass` state dict.
+* ``pytorch_stacked_hourglass`` (princeton-vl): ``checkpoint.pt`` =
+  ``{"state_dict", "optimizer", "epoch"}``, keys prefixed ``model.module.``. Its ``Residual``
+  always stores ``skip_layer.conv`` even when the channel count is unchanged; those weights are
+  never used and are dropped here.
+* ``pytorch-pose`` (bearpaw): ``checkpoint.pth.tar`` / ``model_best.pth.tar`` =
+  ``{"epoch", "arch", "state_dict", "best_acc", "optimizer"}``, keys prefixed ``module.``. Its stem
+  is our ``stem="bearpaw"``.
+
+Any key prefix (``model.module.``, ``module.``, ``_orig_mod.``, none) and a bare state dict saved
+without the wrapping dict are accepted. The architecture (stacks, features, modules, joints,
+depth, mid, stem) is inferred from tensor shapes and key counts; optimizer state is ignored.
+BatchNorm ``num_batches_tracked`` buffers are optional (pre-0.4.1 files lack them; zeros are
+filled in). Anything else raises :class:`~hgx.errors.HgxError` with a one-line message.
+"""
+from __future__ import annotations
+
+import io
+import os
+import pickle
+import pickletools
+import re
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import torch
+from torch import nn
+
+from hgx.errors import HgxError
+from hgx.models.hourglass import StackedHourglass
+
+HGX = "hgx"
+PRINCETON = "pytorch_stacked_hourglass"
+BEARPAW = "pytorch-pose"
+
+EXPECTED = ("expected an hgx snapshot, a pytorch_stacked_hourglass checkpoint.pt "
+            "or a pytorch-pose model_best.pth.tar")
+
+BN_TENSORS = ("weight", "bias", "running_mean", "running_var")
+ARCH_KEYS = ("stacks", "features", "modules", "joints", "depth", "mid", "stem")
+
+
+@dataclass
+class LoadedModel:
+    """A checkpoint translated to our model.
+
+    ``state_dict`` has exactly the keys of ``StackedHourglass(**arch)``; ``source`` names the layout
+    it was read from; ``extra`` holds the small metadata stored next to the weights (epoch,
+    best_acc, arch name, hgx options...), never optimizer state. ``weights_only`` is False when the
+    file held Python objects beyond tensors and had to be unpickled in full (known layouts only).
+    """
+
+    state_dict: dict[str, torch.Tensor]
+    arch: dict[str, Any]
+    source: str
+    extra: dict[str, Any] = field(default_factory=dict)
+    weights_only: bool = True
+
+
+# --------------------------------------------------------------------------------------------
+# Reading the file
+
+
+def _not_a_checkpoint(path, why: str = "") -> HgxError:
+    why = f" ({why})" if why else ""
+    return HgxError(f"{path} is not a checkpoint hgx can read{why}; {EXPECTED}")
+
+
+def _corrupt(path, err: BaseException) -> HgxError:
+    text = " ".join(str(err).split())
+    if isinstance(err, EOFError) or any(s in text for s in (
+            "EOF", "central directory", "failed reading zip", "truncated")):
+        why = "it is truncated or corrupt (the data ends early)"
+    elif "Weights only load failed" in text or isinstance(err, (pickle.UnpicklingError,
+                                                                 KeyError, ValueError)):
+        why = "it is corrupt or was not written by torch.save"
+    else:
+        why = f"it is corrupt: {type(err).__name__}: {text[:120]}"
+    return HgxError(f"{path} cannot be read as a checkpoint, {why}; copy or download it again "
+                    f"({EXPECTED})")
+
+
+_SCAN_BYTES = 32 << 20
+
+
+def _pickle_strings(path: Path) -> set[str]:
+    """The string constants in a torch.save file's pickle(s), read without executing anything."""
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as zf:
+            names = [n for n in zf.namelist() if n.endswith("data.pkl")]
+            if not names:
+                return set()
+            data = zf.read(names[0])
+    else:
+        with open(path, "rb") as f:  # legacy format: pickles first, then raw storage bytes
+            data = f.read(_SCAN_BYTES)
+    found: set[str] = set()
+    stream = io.BytesIO(data)
+    while stream.tell() < len(data):
+        start = stream.tell()
+        try:
+            for op, arg, _ in pickletools.genops(stream):
+                if isinstance(arg, str):
+                    found.add(arg)
+                if op.name == "STOP":
+                    break
+        except Exception:  # noqa: BLE001 - raw storage bytes or truncation end the scan
+            break
+        if stream.tell() == start:
+            break
+    return found
+
+
+_KNOWN_MARKERS: tuple[Callable[[str], bool], ...] = (
+    lambda s: s == "hgx-snapshot",
+    lambda s: s.endswith("hourglasses.0.up1.0.bn1.weight"),
+    lambda s: s.endswith("hgs.0.0.up1.bn1.weight"),
+    lambda s: s.endswith("hg.0.hg.0.0.0.bn1.weight"),
+)
+
+
+def _looks_known(path: Path) -> bool:
+    try:
+        strings = _pickle_strings(path)
+    except Exception:  # noqa: BLE001
+        return False
+    return any(marker(s) for s in strings for marker in _KNOWN_MARKERS)
+
+
+def _torch_load(path: Path) -> tuple[Any, bool]:
+    """``torch.load`` on CPU, weights only when possible. Returns (object, weights_only)."""
+    if not path.exists():
+        raise HgxError(f"{path} does not exist; check the checkpoint path")
+    if not path.is_file():
+        raise HgxError(f"{path} is not a file; pass the checkpoint file itself ({EXPECTED})")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True), True
+    except pickle.UnpicklingError as err:
+        if "Unsupported global" not in str(err):
+            raise _corrupt(path, err) from None
+        rejected = re.search(r"GLOBAL (\S+)", str(err))
+        rejected_name = rejected.group(1) if rejected else "a Python object"
+        if not _looks_known(path):
+            raise HgxError(
+                f"{path} holds {rejected_name}, which hgx will not unpickle from a file whose "
+                f"layout it does not recognise; {EXPECTED} (or re-save just the state_dict with "
+                "torch.save(model.state_dict(), path))") from None
+    except (MemoryError, KeyboardInterrupt):
+        raise
+    except Exception as err:  # noqa: BLE001 - zip/EOF/storage errors all mean a bad file
+        raise _corrupt(path, err) from None
+    # A known layout with extra Python objects (numpy scalars, argparse.Namespace...): legacy
+    # files of the formats we import. Unpickle in full.
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False), False
+    except (MemoryError, KeyboardInterrupt):
+        raise
+    except Exception as err:  # noqa: BLE001
+        raise _corrupt(path, err) from None
+
+
+# --------------------------------------------------------------------------------------------
+# Unwrapping: container dict -> (state_dict, extra)
+
+
+def _is_state_dict(obj: Any) -> bool:
+    return (isinstance(obj, Mapping) and len(obj) > 0
+            and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()))
+
+
+def _plain(value: Any, depth: int = 0) -> tuple[bool, Any]:
+    """(keep, value) for metadata: small Python values, 0-dim tensors as numbers."""
+    if isinstance(value, torch.Tensor):
+        return (value.numel() == 1, value.item() if value.numel() == 1 else None)
+    if value is None or isinstance(value, (bool, str)):
+        return True, value
+    if isinstance(value, os.PathLike):
+        return True, os.fspath(value)
+    if isinstance(value, int):
+        return True, int(value)
+    if isinstance(value, float):  # also numpy.float64, a float subclass
+        return True, float(value)
+    if depth < 3 and isinstance(value, (list, tuple)):
+        items = [_plain(v, depth + 1) for v in value]
+        if all(keep for keep, _ in items):
+            values = [v for _, v in items]
+            return True, tuple(values) if isinstance(value, tuple) else values
+        return False, None
+    if depth < 3 and isinstance(value, Mapping):
+        out = {}
+        for k, v in value.items():
+            keep, v = _plain(v, depth + 1)
+            if keep:
+                out[k] = v
+        return True, out
+    if depth < 3 and hasattr(value, "__dict__") and not isinstance(value, nn.Module):
+        return _plain(vars(value), depth)  # argparse.Namespace and the like
+    if hasattr(value, "item") and callable(value.item):  # numpy scalars
+        try:
+            return True, value.item()
+        except Exception:  # noqa: BLE001
+            return False, None
+    return False, None
+
+
+_HEAVY = {"state_dict", "model", "optimizer", "scheduler", "lr_scheduler", "scaler", "format"}
+
+
+def _unwrap(obj: Any, path: Path) -> tuple[Mapping[str, torch.Tensor], dict[str, Any], bool]:
+    """(state_dict, extra, is_hgx_snapshot)."""
+    if isinstance(obj, nn.Module):
+        return obj.state_dict(), {}, False
+    if not isinstance(obj, Mapping):
+        raise _not_a_checkpoint(path, f"it holds a {type(obj).__name__}, not a dict of tensors")
+    snapshot = obj.get("format") == "hgx-snapshot"
+    if snapshot:
+        sd = obj.get("model")
+        if not _is_state_dict(sd):
+            raise HgxError(f"{path} is an hgx snapshot without model weights ('model' is "
+                           f"{type(sd).__name__}); it is damaged, take an earlier snapshot")
+    elif _is_state_dict(obj):
+        return obj, {}, False
+    else:
+        sd = None
+        for key in ("state_dict", "model_state_dict", "model", "net"):
+            cand = obj.get(key)
+            if isinstance(cand, nn.Module):
+                cand = cand.state_dict()
+            if _is_state_dict(cand):
+                sd = cand
+                break
+        if sd is None:
+            keys = ", ".join(map(str, list(obj)[:6]))
+            raise _not_a_checkpoint(path, f"no state_dict among its keys: {keys}")
+    extra = {}
+    for k, v in obj.items():
+        if k in _HEAVY:
+            continue
+        keep, v = _plain(v)
+        if keep:
+            extra[k] = v
+    return sd, extra, snapshot
+
+
+# --------------------------------------------------------------------------------------------
+# Key translation
+
+
+def _find_prefix(keys: list[str], anchors: tuple[str, ...]) -> str | None:
+    """The prefix p for which p + every anchor is a key, if any."""
+    keyset = set(keys)
+    for k in keys:
+        if k.endswith(anchors[0]):
+            p = k[: len(k) - len(anchors[0])]
+            if all(p + a in keyset for a in anchors[1:]):
+                return p
+    return None
+
+
+class _Mapper:
+    """Copies source tensors to our keys and tracks which source keys were used."""
+
+    def __init__(self, src: Mapping[str, torch.Tensor], path: Path, source: str):
+        self.src, self.path, self.source = src, path, source
+        self.used: set[str] = set()
+        self.out: dict[str, torch.Tensor] = {}
+
+    def has(self, key: str) -> bool:
+        return key in self.src
+
+    def get(self, key: str) -> torch.Tensor:
+        if key not in self.src:
+            raise HgxError(f"{self.path}: this {self.source} checkpoint lacks the tensor "
+                           f"'{key}', so it is incomplete or from another model variant; "
+                           "re-export it from the original training code")
+        return self.src[key]
+
+    def take(self, ours: str, theirs: str) -> None:
+        self.out[ours] = self.get(theirs)
+        self.used.add(theirs)
+
+    def drop(self, theirs: str) -> None:
+        self.used.add(theirs)
+
+    def conv(self, ours: str, theirs: str) -> None:
+        self.take(f"{ours}.weight", f"{theirs}.weight")
+        if self.has(f"{theirs}.bias"):  # every peer conv has a bias; a missing one fails below
+            self.take(f"{ours}.bias", f"{theirs}.bias")
+
+    def bn(self, ours: str, theirs: str) -> None:
+        for t in BN_TENSORS:
+            self.take(f"{ours}.{t}", f"{theirs}.{t}")
+        if self.has(f"{theirs}.num_batches_tracked"):
+            self.take(f"{ours}.num_batches_tracked", f"{theirs}.num_batches_tracked")
+
+    def residual(self, ours: str, theirs: str, conv: str, skip: str) -> None:
+        """Pre-activation bottleneck; ``conv`` is the suffix of its convs (princeton '.conv')."""
+        for i in (1, 2, 3):
+            self.bn(f"{ours}.bn{i}", f"{theirs}.bn{i}")
+            self.conv(f"{ours}.conv{i}", f"{theirs}.conv{i}{conv}")
+        cin = self.get(f"{theirs}.conv1{conv}.weight").shape[1]
+        cout = self.get(f"{theirs}.conv3{conv}.weight").shape[0]
+        if cin != cout:
+            self.conv(f"{ours}.skip", f"{theirs}.{skip}")
+        else:  # princeton stores an unused skip conv when in == out: drop it
+            for t in ("weight", "bias"):
+                if self.has(f"{theirs}.{skip}.{t}"):
+                    self.drop(f"{theirs}.{skip}.{t}")
+
+    def finish(self, prefix: str) -> dict[str, torch.Tensor]:
+        extra = [k for k in self.src if k not in self.used]
+        if extra:
+            raise HgxError(f"{self.path}: unexpected tensor '{prefix}{extra[0]}' "
+                           f"({len(extra)} in all) for a {self.source} checkpoint; it comes from "
+                           "a modified model hgx cannot import")
+        return self.out
+
+
+def _count(keys: set[str], fmt: str) -> int:
+    n = 0
+    while fmt.format(n) in keys:
+        n += 1
+    return n
+
+
+def _shape(sd: Mapping[str, torch.Tensor], key: str) -> tuple[int, ...]:
+    return tuple(sd[key].shape)
+
+
+def _princeton(sd: Mapping[str, torch.Tensor], path: Path):
+    keys = set(sd)
+    stacks = _count(keys, "outs.{}.conv.weight")
+    joints, features = _shape(sd, "outs.0.conv.weight")[:2]
+    depth = 0
+    while f"hgs.0.0{'.low2' * depth}.up1.bn1.weight" in keys:
+        depth += 1
+    for lvl in range(depth):
+        low1 = f"hgs.0.0{'.low2' * lvl}.low1.conv3.conv.weight"
+        if low1 in keys and sd[low1].shape[0] != features:
+            raise HgxError(
+                f"{path} is a pytorch_stacked_hourglass model built with increase="
+                f"{sd[low1].shape[0] - features} (hourglass width grows per level); hgx's "
+                "hourglass keeps a constant width, so only increase=0 checkpoints can be imported")
+    mid = sd["hgs.0.0.up1.conv1.conv.weight"].shape[0] if depth else features // 2
+    arch = dict(stacks=stacks, features=features, modules=1, joints=joints, depth=depth,
+                mid=None if mid == features // 2 else mid, stem="original")
+
+    m = _Mapper(sd, path, PRINCETON)
+    m.conv("stem.0", "pre.0.conv")
+    m.bn("stem.1", "pre.0.bn")
+    for ours, theirs in (("stem.3", "pre.1"), ("stem.5", "pre.3"), ("stem.6", "pre.4")):
+        m.residual(ours, theirs, ".conv", "skip_layer.conv")
+    for s in range(stacks):
+        for lvl in range(depth):
+            o, t = f"hourglasses.{s}" + ".low2" * lvl, f"hgs.{s}.0" + ".low2" * lvl
+            for part in ("up1", "low1", "low3"):
+                m.residual(f"{o}.{part}.0", f"{t}.{part}", ".conv", "skip_layer.conv")
+            if lvl == depth - 1:
+                m.residual(f"{o}.low2.0", f"{t}.low2", ".conv", "skip_layer.conv")
+        m.residual(f"features.{s}.0", f"features.{s}.0", ".conv", "skip_layer.conv")
+        m.conv(f"lin.{s}.0", f"features.{s}.1.conv")
+        m.bn(f"lin.{s}.1", f"features.{s}.1.bn")
+        m.conv(f"heads.{s}", f"outs.{s}.conv")
+        if s < stacks - 1:
+            m.conv(f"merge_features.{s}", f"merge_features.{s}.conv.conv")
+            m.conv(f"merge_heatmaps.{s}", f"merge_preds.{s}.conv.conv")
+    return m, arch
+
+
+def _bearpaw(sd: Mapping[str, torch.Tensor], path: Path):
+    keys = set(sd)
+    stacks = _count(keys, "score.{}.weight")
+    joints, features = _shape(sd, "score.0.weight")[:2]
+    depth = _count(keys, "hg.0.hg.{}.0.0.bn1.weight")
+    modules = _count(keys, "hg.0.hg.0.0.{}.bn1.weight")
+    mid = sd["hg.0.hg.0.0.0.conv1.weight"].shape[0] if depth else features // 2
+    arch = dict(stacks=stacks, features=features, modules=modules, joints=joints, depth=depth,
+                mid=None if mid == features // 2 else mid, stem="bearpaw")
+
+    m = _Mapper(sd, path, BEARPAW)
+    m.conv("stem.0", "conv1")
+    m.bn("stem.1", "bn1")
+    for ours, theirs in (("stem.3", "layer1.0"), ("stem.5", "layer2.0"), ("stem.6", "layer3.0")):
+        m.residual(ours, theirs, "", "downsample.0")
+    for s in range(stacks):
+        for lvl in range(depth):
+            o, level = f"hourglasses.{s}" + ".low2" * lvl, f"hg.{s}.hg.{depth - 1 - lvl}"
+            parts = [("up1", 0), ("low1", 1), ("low3", 2)] + ([("low2", 3)] if lvl == depth - 1
+                                                              else [])
+            for part, j in parts:
+                for b in range(modules):
+                    m.residual(f"{o}.{part}.{b}", f"{level}.{j}.{b}", "", "downsample.0")
+        for b in range(modules):
+            m.residual(f"features.{s}.{b}", f"res.{s}.{b}", "", "downsample.0")
+        m.conv(f"lin.{s}.0", f"fc.{s}.0")
+        m.bn(f"lin.{s}.1", f"fc.{s}.1")
+        m.conv(f"heads.{s}", f"score.{s}")
+        if s < stacks - 1:
+            m.conv(f"merge_features.{s}", f"fc_.{s}")
+            m.conv(f"merge_heatmaps.{s}", f"score_.{s}")
+    return m, arch
+
+
+def infer_hgx_arch(sd: Mapping[str, torch.Tensor], path: Any = "checkpoint") -> dict[str, Any]:
+    """The ``StackedHourglass`` arguments a state dict with our keys was built with."""
+    keys = set(sd)
+    try:
+        stacks = _count(keys, "heads.{}.weight")
+        joints, features = _shape(sd, "heads.0.weight")[:2]
+        modules = _count(keys, "features.0.{}.conv1.weight")
+        depth = 0
+        while f"hourglasses.0{'.low2' * depth}.up1.0.bn1.weight" in keys:
+            depth += 1
+        mid = sd["hourglasses.0.up1.0.conv1.weight"].shape[0]
+        c0 = sd["stem.0.weight"].shape[0]
+        c3 = sd["stem.3.conv3.weight"].shape[0]
+        c5 = sd["stem.5.conv3.weight"].shape[0]
+    except KeyError as err:
+        raise HgxError(f"{path}: hgx state dict lacks the tensor {err}; the checkpoint is "
+                       "incomplete, take an earlier snapshot") from None
+    if (c0, c3, c5) == (64, 128, 128):
+        stem = "original"
+    elif (c0, c3, c5) == (features // 4, features // 2, features):
+        stem = "bearpaw"
+    else:
+        raise HgxError(f"{path}: unknown stem (widths {c0}/{c3}/{c5} for {features} features); "
+                       "hgx knows the 'original' and 'bearpaw' stems only")
+    return dict(stacks=stacks, features=features, modules=modules, joints=joints, depth=depth,
+                mid=None if mid == features // 2 else mid, stem=stem)
+
+
+def _hgx(sd: Mapping[str, torch.Tensor], path: Path):
+    arch = infer_hgx_arch(sd, path)
+    m = _Mapper(sd, path, HGX)
+    for k in sd:
+        m.take(k, k)
+    return m, arch
+
+
+# (source, anchor keys that identify it, translator)
+_LAYOUTS = (
+    (HGX, ("stem.0.weight", "heads.0.weight", "hourglasses.0.up1.0.bn1.weight"), _hgx),
+    (PRINCETON, ("pre.0.conv.weight", "outs.0.conv.weight", "hgs.0.0.up1.bn1.weight"),
+     _princeton),
+    (BEARPAW, ("conv1.weight", "score.0.weight", "hg.0.hg.0.0.0.bn1.weight"), _bearpaw),
+)
+
+
+def _fill_num_batches_tracked(sd: dict[str, torch.Tensor]) -> None:
+    for k in list(sd):
+        if k.endswith(".running_mean"):
+            nbt = k[: -len("running_mean")] + "num_batches_tracked"
+            if nbt not in sd:
+                sd[nbt] = torch.tensor(0, dtype=torch.long)
+
+
+def _validate(sd: dict[str, torch.Tensor], arch: dict[str, Any], path: Path, source: str):
+    """Every key and shape of ``StackedHourglass(**arch)`` is present, in its order."""
+    try:
+        with torch.device("meta"):
+            expected = StackedHourglass(**arch).state_dict()
+    except Exception as err:  # noqa: BLE001
+        raise HgxError(f"{path}: inferred architecture {arch} is not buildable ({err}); "
+                       "the checkpoint is inconsistent") from None
+    for k, t in expected.items():
+        if k not in sd:
+            raise HgxError(f"{path}: {source} checkpoint has no tensor for '{k}' of the "
+                           f"inferred model ({_arch_text(arch)}); it is incomplete")
+        if tuple(sd[k].shape) != tuple(t.shape):
+            raise HgxError(f"{path}: {source} checkpoint tensor for '{k}' is "
+                           f"{list(sd[k].shape)}, expected {list(t.shape)} for "
+                           f"{_arch_text(arch)}; the checkpoint is inconsistent")
+    unexpected = [k for k in sd if k not in expected]
+    if unexpected:
+        raise HgxError(f"{path}: unexpected tensor '{unexpected[0]}' for {_arch_text(arch)}")
+    return {k: sd[k] for k in expected}
+
+
+def _arch_text(arch: Mapping[str, Any]) -> str:
+    return " ".join(f"{k}={arch.get(k)}" for k in ARCH_KEYS)
+
+
+# --------------------------------------------------------------------------------------------
+# Public API
+
+
+def load_any_checkpoint(path: str | os.PathLike) -> LoadedModel:
+    """Read an hgx snapshot or a peer checkpoint; see the module docstring."""
+    path = Path(path)
+    obj, weights_only = _torch_load(path)
+    src, extra, snapshot = _unwrap(obj, path)
+    keys = list(src)
+    for source, anchors, translate in _LAYOUTS:
+        if snapshot and source != HGX:
+            continue
+        prefix = _find_prefix(keys, anchors)
+        if prefix is None:
+            continue
+        odd = next((k for k in keys if not k.startswith(prefix)), None)
+        if odd is not None:
+            raise HgxError(f"{path}: {source} checkpoint with an unexpected tensor '{odd}' "
+                           f"(others start with '{prefix}'); it comes from a modified model")
+        sd = {k[len(prefix):]: v for k, v in src.items()}
+        mapper, arch = translate(sd, path)
+        out = mapper.finish(prefix)
+        _fill_num_batches_tracked(out)
+        out = _validate(out, arch, path, source)
+        return LoadedModel(state_dict=out, arch=arch, source=source, extra=extra,
+                           weights_only=weights_only)
+    if snapshot:
+        raise HgxError(f"{path} is an hgx snapshot whose weights do not have the keys of hgx's "
+                       "StackedHourglass; it is damaged, take an earlier snapshot")
+    raise _not_a_checkpoint(path, f"unknown state-dict layout, first key '{keys[0]}'")
+
+
+def build_from_checkpoint(path: str | os.PathLike) -> tuple[StackedHourglass, LoadedModel]:
+    """Our model with the checkpoint's architecture and weights (strict), in train mode."""
+    loaded = load_any_checkpoint(path)
+    model = StackedHourglass(**loaded.arch)
+    try:
+        model.load_state_dict(loaded.state_dict, strict=True)
+    except RuntimeError as err:  # _validate should make this unreachable
+        msg = " ".join(str(err).split())[:200]
+        raise HgxError(f"{path}: weights do not load into the inferred model ({msg})") from None
+    return model, loaded
+
+
+def check_compatible(model: nn.Module, state_dict: Mapping[str, torch.Tensor],
+                     path: str | os.PathLike) -> None:
+    """Raise HgxError naming the first tensor of ``state_dict`` that does not fit ``model``."""
+    expected = model.state_dict()
+    try:
+        hint = f" (the checkpoint is {_arch_text(infer_hgx_arch(state_dict, path))})"
+    except HgxError:
+        hint = ""
+    fix = ("make the experiment's model options match the checkpoint, or start from a "
+           "checkpoint of this architecture")
+    for k, t in expected.items():
+        if k not in state_dict:
+            if k.endswith("num_batches_tracked"):
+                continue
+            raise HgxError(f"{path} does not fit this model: it has no tensor '{k}' "
+                           f"{list(t.shape)}{hint}; {fix}")
+        got = tuple(state_dict[k].shape)
+        if got != tuple(t.shape):
+            raise HgxError(f"{path} does not fit this model: '{k}' is {list(got)} in the "
+                           f"checkpoint but {list(t.shape)} in the model{hint}; {fix}")
+    for k in state_dict:
+        if k not in expected:
+            raise HgxError(f"{path} does not fit this model: unexpected tensor '{k}' "
+                           f"{list(state_dict[k].shape)}{hint}; {fix}")
+
+
+__all__ = ["LoadedModel", "load_any_checkpoint", "build_from_checkpoint", "check_compatible",
+           "infer_hgx_arch", "HGX", "PRINCETON", "BEARPAW"]
