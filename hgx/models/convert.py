@@ -210,7 +210,8 @@ def _plain(value: Any, depth: int = 0) -> tuple[bool, Any]:
     return False, None
 
 
-_HEAVY = {"state_dict", "model", "optimizer", "scheduler", "lr_scheduler", "scaler", "format"}
+_HEAVY = {"state_dict", "model", "optimizer", "scheduler", "lr_scheduler", "scaler", "format",
+          "rng"}
 
 
 def _unwrap(obj: Any, path: Path) -> tuple[Mapping[str, torch.Tensor], dict[str, Any], bool]:
