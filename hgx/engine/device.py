@@ -1,6 +1,7 @@
 """Where the model runs and in what precision.
 
-CPU: fp32. CUDA: bf16 autocast, channels_last, cudnn benchmark and TF32; the loss stays fp32.
+CPU: fp32, channels_last (it measured +57% img/s for an HG2 training step on 2 cores, see
+benchmarks/). CUDA: bf16 autocast, channels_last, cudnn benchmark and TF32; the loss stays fp32.
 """
 from __future__ import annotations
 
@@ -61,4 +62,4 @@ def setup_runtime(opts) -> Runtime:
         torch.backends.cudnn.allow_tf32 = True
         return Runtime(device, "bf16", True)
     torch.set_flush_denormal(True)  # denormal weights/activations slow CPUs down many-fold
-    return Runtime(device, "fp32", False)
+    return Runtime(device, "fp32", True)
