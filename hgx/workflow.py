@@ -46,10 +46,11 @@ def _check_data(opts, log) -> None:
     open_split(opts, "valid", log=log)
 
 
-def _initial_weights(opts) -> dict | None:
-    """--load-model: the checkpoint's weights, checked against the experiment's model."""
+def _load_model(opts, typed: dict):
+    """--load-model: read the checkpoint and take its architecture for every architecture
+    option the user did not type. Returns (options, state_dict)."""
     if not opts.load_model:
-        return None
+        return opts, None
     from hgx.data.dataset import DATASET_SKELETONS
     from hgx.models import build_model
     from hgx.models.convert import check_compatible, load_any_checkpoint
@@ -58,9 +59,14 @@ def _initial_weights(opts) -> dict | None:
     if not path.is_file():
         raise HgxError(f"--load-model {path}: file not found")
     loaded = load_any_checkpoint(path)
+    values = hopts.as_dict(opts)
+    for key in ("stacks", "features", "modules", "depth", "mid", "stem"):
+        if key not in typed and key in loaded.arch:
+            values[key] = loaded.arch[key] or 0
+    opts = hopts.Options(**values)
     model = build_model(opts, DATASET_SKELETONS[opts.dataset].num_joints)
     check_compatible(model, loaded.state_dict, str(path))
-    return loaded.state_dict
+    return opts, loaded.state_dict
 
 
 def _train(exp: Experiment, opts, start, log, interactive) -> RunResult:
@@ -103,7 +109,7 @@ def new(name: str | None, typed_raw: dict, preset: str | None = None, exp_dir=No
         raise HgxError(f"experiment '{name}' already exists in {root}; pick another name, or "
                        f"`hgx continue {name}` to resume it")
     opts = hopts.resolve(preset_values, None, typed)
-    weights = _initial_weights(opts)
+    opts, weights = _load_model(opts, typed)
     _check_data(opts, log)
     exp = Experiment.create(root, name, hopts.as_dict(opts))
     exp.record("new", typed, argv, preset=preset)
@@ -135,7 +141,7 @@ def continue_(name: str, typed_raw: dict, exp_dir=None, log: Callable = print,
                 f"{lock.taken_over.get('host')}")
         _, data = checkpoint.latest_good(exp, warn=log)
         if data is None:
-            start = StartState(model=_initial_weights(opts))
+            start = StartState(model=_load_model(opts, stored)[1])
             if has_weights:
                 log("warning: no loadable snapshot; starting from scratch")
         else:

@@ -94,8 +94,9 @@ class PoseDataset:
     """
 
     def __init__(self, annot: Annotations, image_dir: Path, skeleton: Skeleton, opts,
-                 augment: bool, seed: int = 0):
+                 augment: bool, seed: int = 0, scale_mult: float = 1.0):
         self.annot = annot
+        self.scale_mult = scale_mult  # test-time scale: a box this many times the person's
         self.image_dir = Path(image_dir)
         self.skeleton = skeleton
         self.flip_index = skeleton.flip_index()
@@ -141,6 +142,7 @@ class PoseDataset:
 
     def sample(self, row: int, rng: np.random.Generator | None):
         center, scale = self.box(row)
+        scale *= self.scale_mult
         rot, flip, colour = 0.0, False, None
         if self.augment and rng is not None:
             s, rot, flip, colour = self.augmentation(rng)

@@ -42,6 +42,7 @@ class StartState:
     rng: dict | None = None
     best_acc: float | None = None
     best_epoch: int | None = None
+    partial: dict | None = None   # running sums of the interrupted epoch
 
 
 @dataclass
@@ -149,6 +150,7 @@ class Trainer:
         self.interrupt: int | None = None
         self.global_step = start.global_step
         self.best_acc, self.best_epoch = start.best_acc, start.best_epoch
+        self.sums: dict = {}
 
     # -- signals --------------------------------------------------------------------------------
     def _on_signal(self, signum, _frame):
@@ -190,10 +192,12 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         model.train()
-        self.train_sampler.set_epoch(epoch, first_iter)
         n_iters = self.train_sampler.iterations()
-        sums = {"loss": 0.0, "acc": 0.0, "n": 0, "acc_n": 0}
-        start, last_ckpt = time.time(), time.time()
+        first_iter = min(first_iter, n_iters)  # --train-iters may have been lowered meanwhile
+        self.train_sampler.set_epoch(epoch, first_iter)
+        fresh = {"loss": 0.0, "acc": 0.0, "n": 0, "acc_n": 0, "seconds": 0.0}
+        sums = self.sums = dict(self.start.partial or fresh) if first_iter else fresh
+        start, last_ckpt = time.time() - sums["seconds"], time.time()
         bar = self.progress.start(f"epoch {epoch}/{opts.epochs}", n_iters, first_iter)
         it = first_iter
         for images, heatmaps, _ in self.train_loader:
@@ -211,6 +215,7 @@ class Trainer:
             self.optimizer.step()
             it += 1
             self.global_step += 1
+            sums["seconds"] = time.time() - start
             sums["loss"] += loss.item()
             sums["n"] += 1
             acc = T.heatmap_accuracy(outputs[-1].detach().float().cpu().numpy(),
@@ -218,10 +223,9 @@ class Trainer:
             if acc == acc:
                 sums["acc"] += acc
                 sums["acc_n"] += 1
-            elapsed = time.time() - start
             bar.update(it, loss=sums["loss"] / sums["n"],
                        acc=sums["acc"] / max(1, sums["acc_n"]),
-                       ips=(it - first_iter) * opts.batch_size / max(elapsed, 1e-9))
+                       ips=sums["n"] * opts.batch_size / max(sums["seconds"], 1e-9))
             if opts.max_iters and self.global_step >= opts.max_iters and it < n_iters:
                 self.snapshot(epoch - 1, it)
                 self.log(f"stopped at --max-iters {opts.max_iters} (epoch {epoch}, iteration {it})")
@@ -234,12 +238,12 @@ class Trainer:
                 self.snapshot(epoch - 1, it)
                 last_ckpt = time.time()
         bar.finish()
-        seconds = time.time() - start
-        row = {"epoch": epoch, "iters": it - first_iter,
+        seconds = sums["seconds"]
+        row = {"epoch": epoch, "iters": sums["n"],
                "loss": sums["loss"] / max(1, sums["n"]),
                "acc": sums["acc"] / sums["acc_n"] if sums["acc_n"] else float("nan"),
                "lr": lr, "seconds": seconds,
-               "img_per_s": (it - first_iter) * opts.batch_size / max(seconds, 1e-9)}
+               "img_per_s": sums["n"] * opts.batch_size / max(seconds, 1e-9)}
         self._train_row = row
         return None
 
@@ -303,6 +307,7 @@ class Trainer:
             "options": _opts_dict(opts), "rng": rng_state(),
             "best_acc": self.best_acc, "best_epoch": self.best_epoch,
             "precision": self.runtime.precision,
+            "partial": dict(self.sums) if iteration else None,
         })
         state = exp.state()
         rel = str(path.relative_to(exp.path))
@@ -356,5 +361,6 @@ def start_from_snapshot(data: dict) -> StartState:
     return StartState(epoch=int(data.get("epoch", 0)), iteration=int(data.get("iteration", 0)),
                       global_step=int(data.get("global_step", 0)), model=data["model"],
                       optimizer=data.get("optimizer"), rng=data.get("rng"),
-                      best_acc=data.get("best_acc"), best_epoch=data.get("best_epoch"))
+                      best_acc=data.get("best_acc"), best_epoch=data.get("best_epoch"),
+                      partial=data.get("partial"))
 
