@@ -202,6 +202,24 @@ def data_synth(directory: str = typer.Argument(..., help="Output directory (new 
                   f"({info['train']}/{info['valid']}/{info['test']} people) to {info['dir']}")
 
 
+# -- commands that live beside their library ---------------------------------------------------
+def _register_extensions() -> None:
+    """Modules that add commands: each has ``register(app)``; missing ones are skipped."""
+    import importlib
+
+    for module in ("hgx.cli_eval", "hgx.cli_compare"):
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as err:
+            if err.name != module:
+                raise
+            continue
+        mod.register(app)
+
+
+_register_extensions()
+
+
 # -- entry point --------------------------------------------------------------------------------
 LIST_FLAGS = {o.flag for o in hopts.SCHEMA if o.type is list}
 
