@@ -22,7 +22,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=N
                   help="Train, continue, branch and evaluate stacked-hourglass pose networks.")
 data_app = typer.Typer(no_args_is_help=True, help="Datasets: generate the synthetic set.")
 app.add_typer(data_app, name="data")
-console = Console()
+console = Console() if sys.stdout.isatty() else Console(width=160)
 STATE = {"debug": False}
 
 ExpDir = typer.Option(None, "--exp-dir", help="Experiments root (default $HGX_EXP_DIR or ./exp).")
@@ -221,7 +221,7 @@ _register_extensions()
 
 
 # -- entry point --------------------------------------------------------------------------------
-LIST_FLAGS = {o.flag for o in hopts.SCHEMA if o.type is list}
+LIST_FLAGS = {o.flag for o in hopts.SCHEMA if o.type is list} | {"--scales"}
 
 
 def _join_list_flags(argv: list[str]) -> list[str]:

@@ -1,0 +1,177 @@
+"""Evaluation and final predictions of a trained model (pose-hg-train's -finalPredictions).
+
+``load_model_for`` picks the weights (an experiment's best/last/epoch snapshot, or any
+checkpoint hgx can import), ``score`` turns predictions into a PCKh/PCK table, and
+``write_final`` writes them in pose-hg-train's h5 layout plus the MPII ``.mat``.
+"""
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from hgx import checkpoint
+from hgx import options as hopts
+from hgx.errors import HgxError, UsageError
+from hgx.experiment import Experiment, atomic_write
+
+
+@dataclass
+class Loaded:
+    model: object
+    opts: object
+    source: str         # the file the weights came from
+
+
+def snapshot_file(exp: Experiment, which: str) -> Path:
+    """best | last | EPOCH -> the snapshot file of an experiment."""
+    state = exp.state()
+    if which == "best":
+        path = exp.resolve_path(state.get("best_snapshot"))
+        if path is None or not path.is_file():
+            raise HgxError(f"{exp.name} has no best snapshot yet; use --snapshot last")
+        return path
+    if which == "last":
+        path, _ = checkpoint.latest_good(exp)
+        if path is None:
+            raise HgxError(f"{exp.name} has no snapshot yet; train it first")
+        return path
+    try:
+        epoch = int(which)
+    except ValueError:
+        raise UsageError(f"--snapshot: expected best, last or an epoch number, got {which!r}") \
+            from None
+    path = exp.snapshot_path(epoch)
+    if not path.is_file():
+        kept = [p.stem.split("-")[1].lstrip("0") for p in exp.snapshot_files()
+                if len(p.stem.split("-")) == 2]
+        raise HgxError(f"{exp.name} has no snapshot of epoch {epoch}; kept: "
+                       f"{', '.join(kept) or 'none'}, best, last")
+    return path
+
+
+def load_model_for(exp: Experiment | None, which: str = "best", load_model: str = "",
+                   overrides: dict | None = None) -> Loaded:
+    """The model and options to predict with. ``overrides``: data options typed by the user."""
+    from hgx.data.dataset import DATASET_SKELETONS
+    from hgx.engine.device import setup_runtime
+    from hgx.models import build_model
+    from hgx.models.convert import check_compatible, load_any_checkpoint
+
+    overrides = overrides or {}
+    if load_model:
+        path = Path(load_model).expanduser()
+        if not path.is_file():
+            raise HgxError(f"--load-model {path}: file not found")
+        loaded = load_any_checkpoint(path)
+        base = exp.options() if exp is not None else {}
+        values = {**base, **{k: v for k, v in loaded.arch.items() if k in hopts.BY_NAME}}
+        values["mid"] = values.get("mid") or 0
+        opts = hopts.resolve(None, values, overrides)
+        state_dict = loaded.state_dict
+    else:
+        if exp is None:
+            raise UsageError("give an experiment NAME or --load-model PATH")
+        if which == "best" and not exp.state().get("best_snapshot"):
+            which = "last"
+        path = snapshot_file(exp, which)
+        state_dict = checkpoint.load(path)["model"]
+        opts = hopts.resolve(None, exp.options(), overrides)
+    runtime = setup_runtime(opts)
+    model = build_model(opts, DATASET_SKELETONS[opts.dataset].num_joints)
+    check_compatible(model, state_dict, str(path))
+    model.load_state_dict(state_dict)
+    return Loaded(runtime.prepare(model), opts, str(path))
+
+
+def ground_truth(dataset):
+    """The split's annotations as an evaluation ground truth (PCKh or torso PCK unit)."""
+    from hgx.eval import GroundTruth
+
+    a, skel = dataset.annot, dataset.skeleton
+    missing = ~a.present
+    if skel.pck_norm == "head":
+        norm = np.where(a.normalize > 0, a.normalize, np.nan)
+    else:
+        i, j = skel.torso
+        norm = np.linalg.norm(a.part[:, i] - a.part[:, j], axis=-1)
+        norm = np.where(missing[:, i] | missing[:, j] | ~(norm > 0), np.nan, norm)
+    return GroundTruth(a.part, missing, norm, skel.name, str(a.path))
+
+
+def score(preds: np.ndarray, dataset) -> dict:
+    from hgx.eval import pck, pckh
+
+    gt = ground_truth(dataset)
+    if not (~gt.missing).any():
+        raise HgxError(f"{dataset.annot.path} has no ground-truth joints (a test split?); "
+                       "use `hgx finalize` to write predictions instead")
+    return pckh(preds, gt) if dataset.skeleton.pck_norm == "head" else pck(preds, gt)
+
+
+def run(loaded: Loaded, split: str, flip: bool, scales, batch: int = 0, interactive=None,
+        limit: int = 0):
+    """Predictions of ``loaded`` on a split, rows in the annotation file's order."""
+    from hgx.data import open_split
+    from hgx.engine.device import setup_runtime
+    from hgx.engine.predict import predict
+
+    dataset = open_split(loaded.opts, split)
+    runtime = setup_runtime(loaded.opts)
+    pred = predict(loaded.model, dataset, runtime, batch=batch or loaded.opts.valid_batch_size,
+                   flip=flip, scales=tuple(scales), workers=loaded.opts.workers,
+                   label=f"predict {split}", interactive=interactive, limit=limit)
+    return pred, dataset
+
+
+def write_final(path: Path, pred, dataset) -> list[Path]:
+    """``path`` (.h5, pose-hg-train's layout) and the matching MPII-style ``.mat``."""
+    from hgx.engine.predict import write_h5
+
+    path = Path(path)
+    write_h5(path, pred, dataset.annot)
+    mat = path.with_suffix(".mat")
+    write_mat(mat, pred, dataset)
+    return [path, mat]
+
+
+def write_mat(path: Path, pred, dataset) -> None:
+    """MPII submission layout: a struct array ``pred`` with one entry per image (ascending
+    annotation index), each ``annorect(r).annopoints.point(p)`` holding x, y, id (0-based
+    joint id, as the release) and score, with ``preds`` (2, J, N) and the rows' ``index`` and
+    ``person`` alongside for tools that prefer arrays."""
+    import h5py
+    import scipy.io
+
+    with h5py.File(dataset.annot.path, "r") as f:
+        index = np.asarray(f["index"]).reshape(-1) if "index" in f else np.arange(len(pred.rows))
+        person = np.asarray(f["person"]).reshape(-1) if "person" in f else np.zeros(len(pred.rows))
+    index, person = index[pred.rows].astype(int), person[pred.rows].astype(int)
+    images = sorted(set(index.tolist()))
+    entries = np.zeros(len(images), dtype=[("image", object), ("annorect", object),
+                                            ("annolist_index", object)])
+    for k, img in enumerate(images):
+        mine = np.flatnonzero(index == img)
+        n_rect = int(person[mine].max()) + 1
+        rects = np.zeros(n_rect, dtype=[("annopoints", object)])
+        for r in range(n_rect):
+            rects[r]["annopoints"] = np.zeros((0,), dtype=[("point", object)])
+        for row in mine:
+            pts = np.zeros(pred.preds.shape[1], dtype=[("x", object), ("y", object),
+                                                       ("id", object), ("score", object)])
+            for j, (xy, s) in enumerate(zip(pred.preds[row], pred.scores[row])):
+                pts[j] = (float(xy[0]), float(xy[1]), j, float(s))
+            ap = np.zeros(1, dtype=[("point", object)])
+            ap[0]["point"] = pts
+            rects[person[row]]["annopoints"] = ap
+        name = dataset.annot.imgname[pred.rows[mine[0]]]
+        img_struct = np.zeros(1, dtype=[("name", object)])
+        img_struct[0]["name"] = name
+        entries[k] = (img_struct, rects, img + 1)
+    buf = io.BytesIO()
+    scipy.io.savemat(buf, {"pred": entries, "preds": pred.preds.transpose(2, 1, 0),
+                           "index": index.astype(float), "person": person.astype(float)},
+                     do_compression=True)
+    atomic_write(Path(path), buf.getvalue())
