@@ -1,0 +1,164 @@
+"""The comparison figure: one panel per metric, one colour per run, branches forking from
+their parents. Built on ``matplotlib.figure.Figure`` (no pyplot, no global state) and returned,
+so its legend and lines can be inspected; ``hgx.compare.save_figure`` writes it.
+
+How a run is drawn, in its colour:
+  * its own epochs: a solid line (dots when it has few epochs), starting at the fork point
+    (the parent's value at the epoch it branched from, a white dot) for a branch;
+  * ``ancestry``: the parents' history up to the fork, dashed and lighter, so two branches
+    of one parent read as two forks of one line;
+  * ``smooth``: the raw values faint behind the smoothed line.
+Loss panels use a log scale (all values positive); epochs are integers on the x axis.
+"""
+from __future__ import annotations
+
+import math
+import time
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover
+    from hgx.compare import Lineage, Run
+
+__all__ = ["compare_figure", "run_colors"]
+
+MARKERS_UP_TO = 30   # epochs: above, lines only
+
+
+def run_colors(n: int) -> list:
+    """n distinguishable colours: tab10; tab20 (dark shades first); up to 60 from tab20,
+    tab20b and tab20c; beyond, hues of 'turbo' in golden-ratio steps."""
+    from matplotlib import colormaps
+
+    if n <= 10:
+        return [colormaps["tab10"](i) for i in range(n)]
+    dark_first = list(range(0, 20, 2)) + list(range(1, 20, 2))
+    if n <= 20:
+        return [colormaps["tab20"](i) for i in dark_first[:n]]
+    palette = [colormaps["tab20"](i) for i in dark_first]
+    for name in ("tab20b", "tab20c"):  # groups of 4 shades: take one of each group in turn
+        palette += [colormaps[name](g * 4 + k) for k in range(4) for g in range(5)]
+    if n <= len(palette):
+        return palette[:n]
+    cmap = colormaps["turbo"]
+    return palette + [cmap(0.05 + 0.9 * ((i * 0.618034) % 1.0)) for i in range(n - len(palette))]
+
+
+def compare_figure(runs: list["Run"], metrics: list[str], ancestry: bool = False,
+                   smooth_window: int = 0, last: int = 0, lineage: "Lineage | None" = None,
+                   title: str | None = None):
+    """The figure of ``runs`` (see the module docstring). Returns a matplotlib Figure whose
+    legend labels are the runs' labels, in order."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import MaxNLocator
+
+    from hgx.compare import METRICS, Lineage, curves
+
+    lineage = lineage or Lineage(runs)
+    n = len(metrics)
+    ncols = 1 if n == 1 else 2
+    nrows = math.ceil(n / ncols)
+    legend_cols = max(1, math.ceil(len(runs) / 24))
+    longest = max((len(r.label) for r in runs), default=4)
+    legend_w = legend_cols * (0.9 + 0.075 * min(longest, 40))
+    # A fixed layout in inches (constrained layout would cost a third of the time of a
+    # 50-run figure): panels of 5 x 3.3 in, the legend in a column on the right.
+    width, height = 5.0 * ncols + legend_w + 0.35, 3.2 * nrows + 1.05
+    fig = Figure(figsize=(width, height))
+    FigureCanvasAgg(fig)
+    left, right = 0.75 / width, 1 - (legend_w + 0.35) / width
+    top, bottom = 1 - 0.55 / height, 0.72 / height
+    axes = fig.subplots(nrows, ncols, squeeze=False, sharex=True,
+                        gridspec_kw=dict(left=left, right=right, top=top, bottom=bottom,
+                                         wspace=0.22, hspace=0.2))
+    colors = run_colors(len(runs))
+    per_metric = {m: curves(runs, m, ancestry=ancestry, smooth_window=smooth_window, last=last,
+                            lineage=lineage) for m in metrics}
+    handles: dict[str, object] = {}
+    any_fork = any_ancestry = False
+    for i, metric in enumerate(metrics):
+        ax = axes[i // ncols][i % ncols]
+        many = max((len(c.x) for c in per_metric[metric].values()), default=0) > MARKERS_UP_TO
+        positive = True
+        for run, color in zip(runs, colors):
+            c = per_metric[metric][run.label]
+            if len(c.ancestry_x):
+                any_ancestry = True
+                ax.plot(c.ancestry_x, c.ancestry_y, color=color, linewidth=1.1, alpha=0.6,
+                        linestyle=(0, (4, 2)), label="_ancestry", zorder=1)
+            if c.raw_y is not None and len(c.x):
+                ax.plot(c.x, c.raw_y, color=color, linewidth=0.8, alpha=0.25, label="_raw",
+                        zorder=1)
+            if len(c.x):
+                (line,) = ax.plot(c.x, c.y, color=color, linewidth=1.7, label=run.label,
+                                  marker=None if many else "o", markersize=3, zorder=2)
+                handles.setdefault(run.label, line)
+            if c.fork is not None:
+                any_fork = True
+                ax.plot([c.fork[0]], [c.fork[1]], marker="o", markersize=5.5,
+                        markerfacecolor="white", markeredgecolor=color, markeredgewidth=1.4,
+                        linestyle="none", label="_fork", zorder=3)
+            for arr in (c.y, c.ancestry_y):
+                finite = arr[np.isfinite(arr)]
+                if len(finite) and finite.min() <= 0:
+                    positive = False
+        ax.set_title(METRICS[metric][2], fontsize=10)
+        ax.grid(True, alpha=0.3, linewidth=0.6)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if metric.endswith("loss") and positive and ax.has_data():
+            _log_axis(ax)
+        ax.tick_params(which="both", labelsize=8)
+        if i // ncols == nrows - 1 or i + ncols >= n:
+            ax.set_xlabel("epoch", fontsize=9)
+            ax.xaxis.set_tick_params(labelbottom=True)
+        if not ax.has_data():
+            ax.text(0.5, 0.5, "no logged epochs", transform=ax.transAxes, ha="center",
+                    va="center", color="0.5", fontsize=9)
+    for i in range(n, nrows * ncols):
+        axes[i // ncols][i % ncols].set_visible(False)
+    if last:
+        ends = [c.x[-1] for m in metrics for c in per_metric[m].values() if len(c.x)]
+        if ends:
+            hi = max(ends)
+            axes[0][0].set_xlim(max(hi - last + 1, 0) - 0.3, hi + 0.3)
+    legend_handles = []
+    for run, color in zip(runs, colors):  # runs with no epochs yet are named too
+        h = handles.get(run.label) or Line2D([], [], color=color, linewidth=1.7,
+                                             label=run.label)
+        legend_handles.append(h)
+    fig.legend(legend_handles, [r.label for r in runs], loc="upper left",
+               bbox_to_anchor=(right + 0.2 / width, top + 0.05 / height), ncols=legend_cols,
+               fontsize=8 if len(runs) > 12 else 9, frameon=False, title="runs",
+               title_fontsize=9, handlelength=1.6, alignment="left", borderaxespad=0)
+    notes = []
+    if any_fork:
+        notes.append("○ branch point (the parent's value at the epoch it branched from)")
+    if any_ancestry:
+        notes.append("dashed: the parents' history (--ancestry)")
+    if smooth_window > 1:
+        notes.append(f"smoothed: trailing mean of {smooth_window} epochs (raw values faint)")
+    if last:
+        notes.append(f"last {last} epochs")
+    heading = title or f"{len(runs)} run{'s' if len(runs) != 1 else ''}"
+    fig.text(left, 1 - 0.1 / height, f"{heading}   ·   {time.strftime('%Y-%m-%d %H:%M:%S')}",
+             fontsize=10, ha="left", va="top")
+    if notes:
+        fig.text(left, 0.1 / height, "   ·   ".join(notes), fontsize=8, color="0.35",
+                 ha="left", va="bottom")
+    return fig
+
+
+def _log_axis(ax) -> None:
+    """A log y axis labelled with plain numbers (0.004, not 4 x 10^-3); minor ticks are
+    labelled too when the data spans less than a decade."""
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    ax.set_yscale("log")
+    plain = FuncFormatter(lambda v, _: f"{v:.3g}")
+    ax.yaxis.set_major_formatter(plain)
+    lo, hi = ax.dataLim.y0, ax.dataLim.y1
+    few = lo > 0 and hi / lo < 10
+    ax.yaxis.set_minor_formatter(plain if few else NullFormatter())
