@@ -570,7 +570,8 @@ def render_table(data: dict, title: str | None = None):
 FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf"}
 
 
-def check_out(out: str | os.PathLike, protected: Iterable[Path]) -> Path:
+def check_out(out: str | os.PathLike, protected: Iterable[Path],
+              default: str = "./compare.png") -> Path:
     """The figure's path: .png/.svg/.pdf (no suffix: .png), never inside an experiment."""
     out = Path(out).expanduser()
     if out.suffix == "":
@@ -582,7 +583,7 @@ def check_out(out: str | os.PathLike, protected: Iterable[Path]) -> Path:
         p = Path(p).resolve()
         if target == p or p in target.parents:
             raise UsageError(f"--out {out} is inside the experiment {p}; hgx never writes into "
-                             "experiments: choose a path outside it (default ./compare.png)")
+                             f"experiments: choose a path outside it (default {default})")
     if not target.parent.is_dir():
         raise UsageError(f"--out {out}: directory {target.parent} does not exist")
     return out
