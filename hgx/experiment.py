@@ -214,6 +214,16 @@ def read_lock(path: Path) -> dict | None:
         return None
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def lock_is_stale(holder: dict) -> bool:
     if holder.get("host") == socket.gethostname():
         try:
@@ -304,8 +314,12 @@ class Experiment:
     # -- options, lineage, history ----------------------------------------------------------
     def options(self) -> dict[str, Any]:
         """The stored options, validated; unknown or wrongly typed keys are named."""
-        data = hopts.read_yaml(self.options_file)
-        values = hopts.check_dict(data, str(self.options_file))
+        try:
+            data = hopts.read_yaml(self.options_file)
+            values = hopts.check_dict(data, str(self.options_file))
+        except UsageError as err:  # a damaged file, not a bad command line: exit 1
+            raise HgxError(f"{err}; fix the file by hand (`hgx show` of a sibling experiment "
+                           "shows valid values)") from None
         merged = hopts.defaults()
         merged.update(values)
         return merged
@@ -397,6 +411,19 @@ class Experiment:
 
     def snapshot_files(self) -> list[Path]:
         return sorted(self.snapshots.glob("epoch-*.pt"))
+
+    def remove_stale_temporaries(self) -> list[Path]:
+        """Temporary files (``.NAME.tmp-PID``) of writers that died mid-write (kill -9)."""
+        removed = []
+        for p in list(self.path.glob(".*.tmp-*")) + list(self.snapshots.glob(".*.tmp-*")):
+            try:
+                pid = int(p.name.rsplit("-", 1)[1])
+            except ValueError:
+                continue
+            if pid != os.getpid() and not _pid_alive(pid):
+                p.unlink(missing_ok=True)
+                removed.append(p)
+        return removed
 
     def resolve_path(self, rel: str | None) -> Path | None:
         return None if rel is None else self.path / rel

@@ -138,7 +138,8 @@ def continue_(name: str, typed_raw: dict, exp_dir=None, log: Callable = print,
     with Lock(exp.lock_file) as lock:
         if lock.taken_over is not None:
             log(f"note: took over a stale lock of pid {lock.taken_over.get('pid')} on "
-                f"{lock.taken_over.get('host')}")
+                f"{lock.taken_over.get('host')} (that process is gone)")
+        exp.remove_stale_temporaries()
         _, data = checkpoint.latest_good(exp, warn=log)
         if data is None:
             start = StartState(model=_load_model(opts, stored)[1])

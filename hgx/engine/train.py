@@ -26,9 +26,8 @@ from hgx.experiment import Experiment
 from hgx.models import build_model
 
 
-class Interrupted(Exception):
-    def __init__(self, signum: int):
-        self.signum = signum
+class NonFinite(Exception):
+    """The weights or the loss stopped being finite."""
 
 
 @dataclass
@@ -179,6 +178,8 @@ class Trainer:
                     outcome.stopped = "interrupted"
                     break
                 epoch, first_iter = epoch + 1, 0
+        except NonFinite:
+            outcome.stopped = "nan"
         finally:
             for s, h in old.items():
                 signal.signal(s, h)
@@ -299,6 +300,10 @@ class Trainer:
     def snapshot(self, epochs_done: int, iteration: int, is_best: bool = False) -> None:
         """Write a snapshot, then move the pointer, then prune what is no longer kept."""
         exp, opts = self.exp, self.opts
+        if not all(torch.isfinite(p).all() for p in self.model.parameters()):
+            self.log("error: the weights are no longer finite; not writing a snapshot (the "
+                     "last good one is kept)")
+            raise NonFinite()
         path = exp.snapshot_path(epochs_done + (1 if iteration else 0), iteration)
         checkpoint.save(path, {
             "model": self.runtime.state_dict(self.model),

@@ -1,0 +1,224 @@
+"""Never lose a run: kill -9 at random moments, continue, and get the uninterrupted result."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import TINY, tree_hashes
+from hgx.experiment import read_tsv
+
+# Long enough epochs that kills land in training, validation and snapshot writing; a
+# mid-epoch snapshot every ~30 ms so that resumes happen inside epochs too.
+LONG = [*TINY, "--train-iters", "40", "--valid-iters", "2", "--epochs", "3",
+        "--checkpoint-minutes", "0.0005", "--snapshot", "1"]
+
+
+def _cli(root, *args, **kw):
+    env = {**os.environ, "HGX_EXP_DIR": str(root)}
+    return subprocess.Popen([sys.executable, "-m", "hgx", *args], env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **kw)
+
+
+def _final(root, name):
+    d = root / name
+    snap = torch.load(d / "snapshots" / "epoch-0003.pt", map_location="cpu", weights_only=False)
+    train = [{k: r[k] for k in ("epoch", "iters", "loss", "acc", "lr")}
+             for r in read_tsv(d / "train.log")]
+    valid = [{k: r[k] for k in ("epoch", "loss", "acc", "pckh")} for r in read_tsv(d / "valid.log")]
+    return snap["model"], snap["optimizer"], train, valid
+
+
+@pytest.mark.parametrize("workers", ["0", "2"])
+def test_kill_9_then_continue_is_bit_identical(hgx, workers):
+    assert hgx("new", "warm", *TINY, "--epochs", "1")[0] == 0  # the dataset exists first
+    root = hgx.root
+    p = _cli(root, "new", "clean", *LONG, "--workers", workers)
+    out, _ = p.communicate(timeout=300)
+    assert p.returncode == 0, out
+
+    rng = np.random.default_rng(int(workers))
+    kills, started = 0, False
+    for delay in rng.uniform(1.5, 3.5, size=4):
+        args = ["continue", "killed"] if started else ["new", "killed", *LONG, "--workers", workers]
+        proc = _cli(root, *args)
+        time.sleep(delay)
+        if proc.poll() is None:
+            proc.kill()  # SIGKILL: no handler, no cleanup
+            kills += 1
+        proc.communicate(timeout=60)
+        started = (root / "killed" / "options.yaml").exists()
+    proc = _cli(root, *(["continue", "killed"] if started else
+                        ["new", "killed", *LONG, "--workers", workers]))
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out
+    assert kills >= 2, "the run finished before it could be killed: lengthen LONG"
+
+    model_a, optim_a, train_a, valid_a = _final(root, "clean")
+    model_b, optim_b, train_b, valid_b = _final(root, "killed")
+    assert all(torch.equal(model_a[k], model_b[k]) for k in model_a)
+    assert train_a == train_b and valid_a == valid_b  # each epoch exactly once, same values
+    sq_a = [s["square_avg"] for s in optim_a["state"].values()]
+    sq_b = [s["square_avg"] for s in optim_b["state"].values()]
+    assert all(torch.equal(a, b) for a, b in zip(sq_a, sq_b))
+    leftovers = list((root / "killed").rglob(".*tmp-*"))
+    assert not leftovers, leftovers
+
+
+def test_sigterm_snapshots_and_exits_143(hgx):
+    assert hgx("new", "warm", *TINY, "--epochs", "1")[0] == 0
+    proc = _cli(hgx.root, "new", "t", *TINY, "--epochs", "2", "--train-iters", "100000")
+    deadline = time.time() + 60
+    while time.time() < deadline and not (hgx.root / "t" / "lock").exists():
+        time.sleep(0.1)
+    time.sleep(1.5)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 143, out
+    assert "hgx continue t" in out
+    state = json.loads((hgx.root / "t" / "state.json").read_text())
+    assert state["iteration"] > 0 and (hgx.root / "t" / state["last_snapshot"]).is_file()
+
+
+def test_second_writer_is_refused_and_stale_lock_taken_over(hgx):
+    assert hgx("new", "a", *TINY, "--epochs", "1")[0] == 0
+    lock = hgx.root / "a" / "lock"
+    # a live holder: this very process (pid alive, same host)
+    lock.write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                                "started": "now", "heartbeat": time.time()}))
+    code, out = hgx("continue", "a", "--epochs", "2")
+    assert code == 1 and f"in use by pid {os.getpid()}" in out
+    code, out = hgx("list", "--json")
+    assert json.loads(out)[0]["status"] == "running"
+    # a dead holder: a pid that no longer exists
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    lock.write_text(json.dumps({"pid": dead.pid, "host": socket.gethostname(),
+                                "started": "then", "heartbeat": time.time()}))
+    code, out = hgx("continue", "a", "--epochs", "2")
+    assert code == 0 and "took over a stale lock" in out
+    assert not lock.exists()
+    # another host whose heartbeat stopped long ago
+    lock.write_text(json.dumps({"pid": 1, "host": "elsewhere", "heartbeat": time.time() - 3600}))
+    assert hgx("continue", "a", "--epochs", "3")[0] == 0
+
+
+def test_corrupt_latest_snapshot_falls_back_to_previous(hgx):
+    assert hgx("new", "a", *TINY, "--epochs", "2", "--snapshot", "1")[0] == 0
+    latest = hgx.root / "a" / "snapshots" / "epoch-0002.pt"
+    latest.write_bytes(latest.read_bytes()[:1000])  # truncated, as by a dying disk
+    code, out = hgx("continue", "a", "--epochs", "3")
+    assert code == 0, out
+    assert "epoch-0002.pt is corrupt or truncated" in out and "resuming from epoch-0001.pt" in out
+    assert [int(r["epoch"]) for r in read_tsv(hgx.root / "a" / "train.log")] == [1, 2, 3]
+
+
+def test_full_disk_while_snapshotting_keeps_the_old_one(tmp_path, monkeypatch):
+    from hgx import checkpoint
+    from hgx.errors import HgxError
+
+    path = tmp_path / "epoch-0001.pt"
+    checkpoint.save(path, {"model": {"w": torch.ones(3)}})
+    before = path.read_bytes()
+
+    def no_space(_fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(checkpoint.os, "fsync", no_space)
+    with pytest.raises(HgxError, match="No space left on device.*free some disk"):
+        checkpoint.save(path, {"model": {"w": torch.zeros(3)}})
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["epoch-0001.pt"]  # no half-written file
+
+
+def test_nan_loss_stops_and_keeps_last_good_snapshot(hgx):
+    assert hgx("new", "a", *TINY, "--epochs", "1")[0] == 0
+    before = json.loads((hgx.root / "a" / "state.json").read_text())
+    code, out = hgx("continue", "a", "--epochs", "4", "--lr", "1e30", "--train-iters", "20")
+    assert code == 1
+    assert "not finite" in out or "loss became" in out
+    assert "last good" in out
+    state = json.loads((hgx.root / "a" / "state.json").read_text())
+    snap = torch.load(hgx.root / "a" / state["last_snapshot"], weights_only=False)
+    assert all(torch.isfinite(v).all() for v in snap["model"].values() if v.is_floating_point())
+    assert state["epochs_done"] >= before["epochs_done"]
+
+
+def _corrupt_options(d):
+    (d / "options.yaml").write_text((d / "options.yaml").read_text()
+                                    .replace("batch_size: 4", "batch_size: four"))
+
+
+def _missing_key(d):
+    import h5py
+
+    ann = d.parent.parent / "data" / "annot"
+    ann.mkdir(parents=True)
+    with h5py.File(ann / "train.h5", "w") as f:
+        f["part"] = np.zeros((2, 16, 2))
+
+
+# (command, setup, exit code, fragment of the one-line message)
+CASES = [
+    (["continue", "ghost"], None, 1, "no experiment 'ghost'"),
+    (["new", "a"], None, 1, "already exists"),
+    (["new", "x/y"], None, 2, "invalid experiment name"),
+    (["new", ".."], None, 2, "invalid experiment name"),
+    (["continue", "a", "--lr", "fast"], None, 2, "--lr: expected a number"),
+    (["continue", "a", "--batch-size", "0"], None, 2, "below the minimum"),
+    (["continue", "a", "--warp", "9"], None, 2, "No such option: --warp"),
+    (["new", "b", "--preset", "nope"], None, 2, "preset 'nope' not found"),
+    (["continue", "a"], _corrupt_options, 1, "'batch_size' in"),
+    (["new", "b", "--dataset", "mpii", "--data-dir", "missing-dir"], None, 1,
+     "data directory missing-dir not found"),
+    (["new", "b", "--dataset", "mpii", "--data-dir", "data"], _missing_key, 1, "lacks center"),
+    (["new", "b", "--load-model", "nowhere.pt"], None, 1, "file not found"),
+]
+
+
+@pytest.mark.parametrize("args,setup,code,fragment", CASES,
+                         ids=[" ".join(c[0])[:40] for c in CASES])
+def test_bad_input_never_loses_data(hgx, args, setup, code, fragment):
+    assert hgx("new", "a", *TINY, "--epochs", "1")[0] == 0
+    if setup:
+        setup(hgx.root / "a")
+    before = tree_hashes(hgx.root)
+    got, out = hgx(*args)
+    assert got == code, out
+    assert fragment in out
+    assert len(out.strip().splitlines()) == 1 and "Traceback" not in out
+    assert tree_hashes(hgx.root) == before
+
+
+def test_corrupt_image_is_named_with_its_row(hgx):
+    assert hgx("new", "a", *TINY, "--epochs", "1")[0] == 0
+    from hgx.data.synth import synth_cache_dir
+
+    data = synth_cache_dir(0, (160, 120), 24, 8, 4)
+    copy = hgx.root.parent / "data"
+    import shutil
+
+    shutil.copytree(data, copy)
+    victim = sorted((copy / "images").glob("*.jpg"))[0]
+    victim.write_bytes(b"not a jpeg")
+    code, out = hgx("new", "b", *TINY, "--epochs", "1", "--data-dir", str(copy),
+                    "--train-iters", "20")
+    assert code == 1
+    assert victim.name in out and "row" in out and "Traceback" not in out
+
+
+def test_load_model_that_does_not_fit(hgx):
+    assert hgx("new", "a", *TINY, "--epochs", "1")[0] == 0
+    snap = hgx.root / "a" / "snapshots" / "best.pt"
+    code, out = hgx("new", "b", *TINY, "--epochs", "1", "--load-model", str(snap),
+                    "--features", "32")
+    assert code == 1 and "does not fit this model" in out
+    assert not (hgx.root / "b").exists()
