@@ -20,8 +20,12 @@ from hgx.errors import HgxError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
                   help="Train, continue, branch and evaluate stacked-hourglass pose networks.")
-data_app = typer.Typer(no_args_is_help=True, help="Datasets: generate the synthetic set.")
+data_app = typer.Typer(no_args_is_help=True, help="Datasets: generate the synthetic set, "
+                       "convert public datasets into pose-hg-train's layout.")
+prepare_app = typer.Typer(no_args_is_help=True, help="Convert a dataset's release files into "
+                          "annot/{train,valid,test}.h5 (default --out data/<dataset>).")
 app.add_typer(data_app, name="data")
+data_app.add_typer(prepare_app, name="prepare")
 console = Console() if sys.stdout.isatty() else Console(width=160)
 STATE = {"debug": False}
 
@@ -200,6 +204,72 @@ def data_synth(directory: str = typer.Argument(..., help="Output directory (new 
                         n_test=test, progress=lambda d, t: status.update(f"generating {d}/{t}"))
     console.print(f"wrote {info['images']} images and annot/{{train,valid,test}}.h5 "
                   f"({info['train']}/{info['valid']}/{info['test']} people) to {info['dir']}")
+
+
+def _prepared(summary: dict) -> None:
+    splits = ", ".join(f"{k} {v}" for k, v in summary.get("splits", {}).items())
+    skipped = {k: v for k, v in summary.get("skipped", {}).items() if v}
+    console.print(f"wrote {summary.get('out')}/annot: {splits}"
+                  + (f"; skipped {skipped}" if skipped else ""))
+    console.print(f"train on it: hgx new NAME --dataset {summary.get('dataset')} --data-dir "
+                  f"{summary.get('out')}")
+
+
+@prepare_app.command("mpii")
+def prepare_mpii_cmd(mat: str = typer.Option(..., "--mat", help="mpii_human_pose_v1_u12_1.mat"),
+                     images: Optional[str] = typer.Option(None, "--images", help="Image folder."),
+                     out: str = typer.Option("data/mpii", "--out"),
+                     valid_h5: Optional[str] = typer.Option(None, "--valid-h5", help="Take "
+                                                            "the validation split from this "
+                                                            "valid.h5 (default: Tompson's, "
+                                                            "packaged)")):
+    """MPII: the official release -> train/valid (Tompson's split)/test, float joints kept."""
+    from hgx.data.prepare import prepare_mpii
+
+    _prepared(prepare_mpii(mat, out, images_dir=images, valid_h5=valid_h5))
+
+
+@prepare_app.command("lsp")
+def prepare_lsp_cmd(joints: str = typer.Option(..., "--joints", help="joints.mat of LSP or "
+                                               "LSP-extended."),
+                    images: str = typer.Option(..., "--images"),
+                    out: str = typer.Option("data/lsp", "--out"),
+                    extended: bool = typer.Option(False, "--extended", help="--joints is "
+                                                  "LSP-extended's."),
+                    extended_joints: Optional[str] = typer.Option(None, "--extended-joints",
+                                                                  help="Add LSP-extended's "
+                                                                  "10000 to training."),
+                    extended_images: Optional[str] = typer.Option(None, "--extended-images")):
+    """LSP / LSP-extended: joints.mat -> train (1-1000, + LSPET) and valid (1001-2000)."""
+    from hgx.data.prepare import prepare_lsp
+
+    _prepared(prepare_lsp(joints, out, images, extended=extended, extended_mat=extended_joints,
+                          extended_images=extended_images))
+
+
+@prepare_app.command("coco")
+def prepare_coco_cmd(json_path: str = typer.Option(..., "--json", help="person_keypoints_"
+                                                   "train2017.json"),
+                     images: str = typer.Option(..., "--images"),
+                     out: str = typer.Option("data/coco", "--out"),
+                     valid_json: Optional[str] = typer.Option(None, "--valid-json"),
+                     valid_images: Optional[str] = typer.Option(None, "--valid-images"),
+                     min_keypoints: int = typer.Option(1, "--min-keypoints", min=1)):
+    """COCO single person: one crop per annotated (non-crowd) person, 17 joints."""
+    from hgx.data.prepare import prepare_coco
+
+    _prepared(prepare_coco(json_path, out, images, min_keypoints, valid_json=valid_json,
+                           valid_images=valid_images))
+
+
+@prepare_app.command("mpii-lsp")
+def prepare_mix_cmd(mpii: str = typer.Option("data/mpii", "--mpii"),
+                    lsp: str = typer.Option("data/lsp", "--lsp"),
+                    out: str = typer.Option("data/mpii-lsp", "--out")):
+    """PyraNet's mpii-lsp mixture from the two prepared folders (LSP in MPII's 16 joints)."""
+    from hgx.data.prepare import mix_mpii_lsp
+
+    _prepared(mix_mpii_lsp(mpii, lsp, out))
 
 
 # -- commands that live beside their library ---------------------------------------------------

@@ -38,9 +38,10 @@ class Option:
 O = Option
 SCHEMA: tuple[Option, ...] = (
     # -- data ---------------------------------------------------------------------------------
-    O("dataset", str, "synthetic", "Dataset: synthetic (generated on first use), mpii, flic "
-      "or custom (pose-hg-train h5 layout).", "data",
-      choices=("synthetic", "mpii", "flic", "custom")),
+    O("dataset", str, "synthetic", "Dataset: synthetic (generated on first use), mpii, flic, "
+      "lsp, coco, mpii-lsp, or custom (any h5 in pose-hg-train's layout with joint_names and "
+      "flip_pairs attributes; `hgx data prepare` writes them).", "data",
+      choices=("synthetic", "mpii", "flic", "lsp", "coco", "mpii-lsp", "custom")),
     O("data_dir", str, "", "Directory with annot/{train,valid,test}.h5 and images/ (default: "
       "the synthetic cache, or ./data/<dataset>).", "data"),
     O("synth_size", str, "1280x720", "Synthetic dataset: image size WxH.", "data"),

@@ -51,7 +51,7 @@ def _load_model(opts, typed: dict):
     option the user did not type. Returns (options, state_dict)."""
     if not opts.load_model:
         return opts, None
-    from hgx.data.dataset import DATASET_SKELETONS
+    from hgx.data import skeleton_for
     from hgx.models import build_model
     from hgx.models.convert import check_compatible, load_any_checkpoint
 
@@ -64,7 +64,7 @@ def _load_model(opts, typed: dict):
         if key not in typed and key in loaded.arch:
             values[key] = loaded.arch[key] or 0
     opts = hopts.Options(**values)
-    model = build_model(opts, DATASET_SKELETONS[opts.dataset].num_joints)
+    model = build_model(opts, skeleton_for(opts).num_joints)
     check_compatible(model, loaded.state_dict, str(path))
     return opts, loaded.state_dict
 

@@ -32,8 +32,19 @@ def data_dir(opts, log=print) -> Path:
     return path
 
 
+def skeleton_for(opts, log=print):
+    """The joints of a dataset: built in for synthetic/mpii/flic; for the others (lsp, coco,
+    mpii-lsp, custom) read from the attributes of its annot/train.h5, which the converters of
+    `hgx data prepare` write (joint names, flip pairs, PCK unit)."""
+    if opts.dataset in DATASET_SKELETONS:
+        return DATASET_SKELETONS[opts.dataset]
+    from hgx.data.prepare import describe_custom
+
+    return describe_custom(data_dir(opts, log) / "annot" / "train.h5")
+
+
 def open_split(opts, split: str, augment: bool = False, log=print) -> PoseDataset:
     root = data_dir(opts, log)
-    skeleton = DATASET_SKELETONS[opts.dataset]
+    skeleton = skeleton_for(opts, log)
     annot = read_annotations(root / "annot" / f"{split}.h5", skeleton.num_joints)
     return PoseDataset(annot, root / "images", skeleton, opts, augment=augment, seed=opts.seed)

@@ -55,7 +55,7 @@ def snapshot_file(exp: Experiment, which: str) -> Path:
 def load_model_for(exp: Experiment | None, which: str = "best", load_model: str = "",
                    overrides: dict | None = None) -> Loaded:
     """The model and options to predict with. ``overrides``: data options typed by the user."""
-    from hgx.data.dataset import DATASET_SKELETONS
+    from hgx.data import skeleton_for
     from hgx.engine.device import setup_runtime
     from hgx.models import build_model
     from hgx.models.convert import check_compatible, load_any_checkpoint
@@ -80,35 +80,52 @@ def load_model_for(exp: Experiment | None, which: str = "best", load_model: str 
         state_dict = checkpoint.load(path)["model"]
         opts = hopts.resolve(None, exp.options(), overrides)
     runtime = setup_runtime(opts)
-    model = build_model(opts, DATASET_SKELETONS[opts.dataset].num_joints)
+    model = build_model(opts, skeleton_for(opts).num_joints)
     check_compatible(model, state_dict, str(path))
     model.load_state_dict(state_dict)
     return Loaded(runtime.prepare(model), opts, str(path))
 
 
-def ground_truth(dataset):
-    """The split's annotations as an evaluation ground truth (PCKh or torso PCK unit)."""
+def ground_truth(annot, skeleton, rows=None):
+    """Annotations as an evaluation ground truth (PCKh head unit or torso size)."""
     from hgx.eval import GroundTruth
 
-    a, skel = dataset.annot, dataset.skeleton
-    missing = ~a.present
-    if skel.pck_norm == "head":
-        norm = np.where(a.normalize > 0, a.normalize, np.nan)
+    rows = np.arange(len(annot)) if rows is None else rows
+    part, missing, norm = annot.part[rows], ~annot.present[rows], annot.normalize[rows]
+    if skeleton.pck_norm == "head":
+        norm = np.where(norm > 0, norm, np.nan)
     else:
-        i, j = skel.torso
-        norm = np.linalg.norm(a.part[:, i] - a.part[:, j], axis=-1)
+        i, j = skeleton.torso
+        norm = np.linalg.norm(part[:, i] - part[:, j], axis=-1)
         norm = np.where(missing[:, i] | missing[:, j] | ~(norm > 0), np.nan, norm)
-    return GroundTruth(a.part, missing, norm, skel.name, str(a.path))
+    return GroundTruth(part, missing, norm, skeleton.name, str(annot.path))
+
+
+def score_rows(preds: np.ndarray, annot, skeleton, rows=None) -> dict:
+    """The table of a dataset: MPII's PCKh (both conventions), torso PCK@0.2 for FLIC/LSP/COCO,
+    and a per-joint PCKh@0.5 (strict <) for other head-normalised skeletons."""
+    from hgx.data.joints import MPII
+    from hgx.eval import normalized_distances, pck, pckh
+
+    gt = ground_truth(annot, skeleton, rows)
+    if skeleton.joints == MPII.joints and skeleton.pck_norm == "head":
+        gt.skeleton = MPII.name
+        return pckh(preds, gt)
+    if skeleton.pck_norm != "head":
+        return pck(preds, gt, skeleton=skeleton)
+    dist, valid = normalized_distances(preds, gt)
+    rates = [100.0 * float((dist[valid[:, j], j] < 0.5).mean()) if valid[:, j].any() else None
+             for j in range(skeleton.num_joints)]
+    known = [r for r in rates if r is not None]
+    return {"Mean": float(np.mean(known)) if known else None,
+            "per_joint": dict(zip(skeleton.joints, rates)), "count": int(len(dist))}
 
 
 def score(preds: np.ndarray, dataset) -> dict:
-    from hgx.eval import pck, pckh
-
-    gt = ground_truth(dataset)
-    if not (~gt.missing).any():
+    if not dataset.annot.present.any():
         raise HgxError(f"{dataset.annot.path} has no ground-truth joints (a test split?); "
                        "use `hgx finalize` to write predictions instead")
-    return pckh(preds, gt) if dataset.skeleton.pck_norm == "head" else pck(preds, gt)
+    return score_rows(preds, dataset.annot, dataset.skeleton)
 
 
 def run(loaded: Loaded, split: str, flip: bool, scales, batch: int = 0, interactive=None,

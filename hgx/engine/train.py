@@ -345,14 +345,13 @@ class Trainer:
 
 
 def validation_pck(preds: np.ndarray, annot, rows: np.ndarray, skeleton) -> float:
-    """PCKh@0.5 Mean (papers' convention) of the validated rows; NaN without head sizes."""
-    norm = annot.normalize[rows]
-    if skeleton.pck_norm != "head" or not np.isfinite(norm).all():
-        return float("nan")
-    from hgx.eval import GroundTruth, pckh
+    """PCK Mean of the validated rows (PCKh@0.5 papers' convention for MPII); NaN when the
+    split has no unit to normalise by."""
+    from hgx.engine.finalize import score_rows
 
-    gt = GroundTruth(annot.part[rows], ~annot.present[rows], norm, skeleton.name)
-    mean = pckh(preds, gt, thresholds=[0.5])["Mean"]
+    if skeleton.pck_norm == "head" and not np.isfinite(annot.normalize[rows]).any():
+        return float("nan")
+    mean = score_rows(preds, annot, skeleton, rows).get("Mean")
     return float("nan") if mean is None else float(mean)
 
 

@@ -1,0 +1,62 @@
+"""Datasets beyond the built-in ones train end to end: a custom h5 with its own joints."""
+from __future__ import annotations
+
+import shutil
+
+import h5py
+import numpy as np
+import pytest
+
+from conftest import TINY
+
+
+def _custom_from_synthetic(hgx, tmp_path, joints):
+    """A custom dataset: the synthetic images, a subset of joints, self-describing attributes."""
+    assert hgx("new", "warm", *TINY, "--epochs", "1")[0] == 0
+    from hgx.data.joints import MPII
+    from hgx.data.synth import synth_cache_dir
+
+    src = synth_cache_dir(0, (160, 120), 24, 8, 4)
+    dst = tmp_path / "custom"
+    (dst / "annot").mkdir(parents=True)
+    (dst / "images").symlink_to(src / "images")
+    names = [MPII.joints[j] for j in joints]
+    pairs = [[names.index(a), names.index(b)] for a, b in
+             (("r_wrist", "l_wrist"), ("r_ankle", "l_ankle")) if a in names and b in names]
+    for split in ("train", "valid", "test"):
+        with h5py.File(src / "annot" / f"{split}.h5") as f, \
+                h5py.File(dst / "annot" / f"{split}.h5", "w") as g:
+            for key in f:
+                data = f[key][()]
+                g[key] = data[:, joints] if key in ("part", "visible") else data
+            g.attrs["joint_names"] = names
+            g.attrs["flip_pairs"] = np.array(pairs, dtype=np.int64).reshape(-1, 2)
+    return dst
+
+
+def test_custom_dataset_with_its_own_joint_count(hgx, tmp_path):
+    joints = [0, 5, 8, 9, 10, 15]  # ankles, neck, head-top, wrists
+    data = _custom_from_synthetic(hgx, tmp_path, joints)
+    code, out = hgx("new", "c", *TINY, "--epochs", "1", "--dataset", "custom", "--data-dir",
+                    str(data))
+    assert code == 0, out
+    code, out = hgx("eval", "c", "--json")
+    assert code == 0, out
+    code, out = hgx("finalize", "c")
+    assert code == 0, out
+    with h5py.File(hgx.root / "c" / "final_preds.h5") as f:
+        assert f["preds"].shape[1:] == (len(joints), 2)
+
+
+def test_custom_dataset_without_attributes_is_refused(hgx, tmp_path):
+    data = _custom_from_synthetic(hgx, tmp_path, list(range(16)))
+    with h5py.File(data / "annot" / "train.h5", "a") as f:
+        del f.attrs["flip_pairs"]
+    code, out = hgx("new", "c", *TINY, "--dataset", "custom", "--data-dir", str(data))
+    assert code == 1 and "flip_pairs" in out
+    assert not (hgx.root / "c").exists()
+
+
+def test_prepare_commands_report_missing_files(hgx):
+    code, out = hgx("data", "prepare", "lsp", "--joints", "nope.mat", "--images", ".")
+    assert code == 1 and "nope.mat" in out
