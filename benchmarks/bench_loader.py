@@ -1,0 +1,411 @@
+"""Training-loader throughput against the bare JPEG decode of the same files.
+
+    python benchmarks/bench_loader.py [--quick] [--device cpu|cuda] [--json OUT]
+
+On the built-in synthetic MPII-like set (1280x720 JPEGs at quality 90, generated once into
+``$HGX_CACHE_DIR`` or ``~/.cache/hgx`` and reused), it times these pipelines over the same
+samples' files, in one process (what one DataLoader worker does) and in N worker processes
+(N = cpu count) through hgx's own ``make_loader`` / ``EpochSampler`` / ``collate``:
+
+baselines
+  ``imread``             bare ``cv2.imread(path)``, full resolution: THE baseline of every ratio
+  ``imread_buffer``      ``cv2.imread(path, buf)`` into one reused array (the decoder without the
+                         page faults of a fresh 2.7 MB output array per call)
+  ``imread_reduced_2``   ``cv2.imread(path, IMREAD_REDUCED_COLOR_2)``
+hgx today
+  ``hgx``                ``PoseDataset(..., augment=True)[(row, epoch, pos)]``: decode, crop/scale/
+                         rotate/flip, colour, heatmaps, exactly what training gets
+what-ifs (changes dataset.py or the worker set-up could make; same samples, same outputs)
+  ``hgx_malloc``         hgx as it is, in a process where glibc malloc keeps freed big blocks
+                         (``mallopt(M_MMAP_THRESHOLD, 64 MiB)``, ``mallopt(M_TRIM_THRESHOLD, 256 MiB)``)
+  ``wi_buffer``          decode into a reused per-worker buffer, per decode size
+  ``wi_reduced``         decode at 1/f resolution whenever the reduced image still has at least
+                         ``input_res`` pixels across the crop (today: only when it has 2x that)
+  ``wi_all``             buffer + reduced + compact output: a uint8 HWC crop and joint coordinates
+                         leave the worker; /255, colour and heatmaps are left to the consumer
+
+Then it breaks one sample's time into stages (augment, decode, warp, labels, to_tensor, colour,
+heatmaps, meta) with a step-by-step copy of ``PoseDataset.sample`` that is checked to return
+exactly what the real one returns.
+
+Ratios are paired: each repeat runs every pipeline once, the ratio is taken within the repeat,
+and the median over repeats is reported (the machine's load changes between repeats). cv2 runs
+single-threaded (``cv2.setNumThreads(1)``) as in hgx's DataLoader workers. The issue's target:
+hgx >= 0.9x the bare full-resolution ``imread`` rate, per worker.
+"""
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import time
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from common import (base_parser, emit, environment, median, pick_device, ratio,
+                    synthetic_options, table)  # common also puts the repository on sys.path
+
+TARGET = 0.9
+STAGES = ("augment", "decode", "warp", "labels", "to_tensor", "colour", "heatmaps", "meta")
+FLAGS = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
+         8: cv2.IMREAD_REDUCED_COLOR_8}
+
+
+def parse(argv):
+    p = base_parser(__doc__.split("\n")[0])
+    p.add_argument("--size", default="1280x720", help="synthetic image size WxH")
+    p.add_argument("--people", type=int, default=1000, help="training people in the set")
+    p.add_argument("--samples", type=int, default=None,
+                   help="samples per timed pass (default 60 with --quick, else 240)")
+    p.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                   help="worker processes of the multi-worker measurement")
+    p.add_argument("--batch", type=int, default=6, help="batch size of the multi-worker loader")
+    p.add_argument("--input-res", type=int, default=256)
+    p.add_argument("--output-res", type=int, default=64)
+    args = p.parse_args(argv)
+    args.samples = args.samples or (60 if args.quick else 240)
+    args.repeats = args.repeats or (3 if args.quick else 7)
+    return args
+
+
+# -- malloc: keep freed big blocks for reuse instead of unmapping them (glibc only) -----------
+def tune_malloc(tuned: bool = True) -> bool:
+    """mallopt(M_MMAP_THRESHOLD=-3, M_TRIM_THRESHOLD=-1): 64/256 MiB when ``tuned``; else the
+    glibc defaults (128 KiB each), which page-fault every fresh decode like an untuned process."""
+    mmap, trim = (64 << 20, 256 << 20) if tuned else (128 << 10, 128 << 10)
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        return bool(libc.mallopt(-3, mmap) and libc.mallopt(-1, trim))
+    except (OSError, AttributeError):
+        return False
+
+
+# -- the step-by-step copy of PoseDataset.sample, with the what-if switches --------------------
+@dataclass
+class Rule:
+    min_oversample: float = 2.0   # reduce by f when the crop box spans >= this * f * input_res
+    reuse_buffer: bool = False    # decode into a reused array per decode size
+    compact: bool = False         # return (uint8 HWC crop, joints (J,3) x y present, meta)
+
+
+TODAY = Rule()
+WHAT_IFS = {"wi_buffer": Rule(reuse_buffer=True), "wi_reduced": Rule(min_oversample=1.0),
+            "wi_all": Rule(min_oversample=1.0, reuse_buffer=True, compact=True)}
+
+
+def sample_in_stages(ds, key, times: dict, rule: Rule = TODAY, buffers: dict | None = None):
+    """``ds[key]`` one stage at a time, adding each stage's seconds to ``times``."""
+    from hgx.data import transforms as T
+
+    row, epoch, pos = key
+    t = [time.perf_counter()]
+
+    def lap(name):
+        now = time.perf_counter()
+        times[name] = times.get(name, 0.0) + now - t[0]
+        t[0] = now
+
+    rng = np.random.default_rng([ds.seed, epoch, pos])
+    center, scale = ds.box(row)
+    scale *= ds.scale_mult
+    s, rot, flip, colour = ds.augmentation(rng)
+    scale *= s
+    side, reduce = 200.0 * scale, 1
+    for f in (8, 4, 2):
+        if side / ds.input_res >= rule.min_oversample * f:
+            reduce = f
+            break
+    lap("augment")
+    if rule.reuse_buffer and buffers is not None:
+        path, buf = str(ds.image_dir / ds.annot.imgname[row]), buffers.get(reduce)
+        try:
+            image = cv2.imread(path, buf, FLAGS[reduce]) if buf is not None else None
+        except cv2.error:  # another size: decode afresh, keep that array for next time
+            image = None
+        if image is None:
+            image = buffers[reduce] = ds.load_image(row, reduce)
+    else:
+        image = ds.load_image(row, reduce)
+    lap("decode")
+    m_in = T.crop_matrix(center, scale, rot, ds.input_res)
+    m_img = m_in @ np.diag([reduce, reduce, 1.0]) if reduce > 1 else m_in
+    crop = T.warp(image, m_img, ds.input_res)[:, :, ::-1]  # BGR -> RGB
+    lap("warp")
+    m_hm = T.crop_matrix(center, scale, rot, ds.output_res)
+    joints = T.apply(m_hm, ds.annot.part[row])
+    present = ds.annot.present[row].copy()
+    if flip:
+        crop = crop[:, ::-1]
+        joints = T.flip_joints(joints, ds.output_res, ds.flip_index)
+        present = present[ds.flip_index]
+        m_hm = np.array([[-1, 0, ds.output_res], [0, 1, 0]], np.float64) @ \
+            np.vstack([m_hm, [0, 0, 1]])
+    lap("labels")
+    if rule.compact:
+        image_t = np.ascontiguousarray(crop)  # uint8 HWC: 4x fewer bytes than float CHW
+        lap("to_tensor")
+        heatmaps = np.concatenate([joints, present[:, None]], axis=1).astype(np.float32)
+        lap("heatmaps")  # 16x3 floats instead of 16x64x64
+    else:
+        image_t = np.ascontiguousarray(crop.transpose(2, 0, 1), dtype=np.float32)
+        image_t *= 1.0 / 255.0
+        lap("to_tensor")
+        image_t *= colour[:, None, None]
+        np.clip(image_t, 0.0, 1.0, out=image_t)
+        lap("colour")
+        heatmaps = T.draw_heatmaps(joints, present, ds.output_res, ds.opts.hm_sigma)
+        lap("heatmaps")
+    meta = {"row": row, "hm_to_image": T.invert(m_hm).astype(np.float64), "flip": flip}
+    lap("meta")
+    return image_t, heatmaps, meta, reduce
+
+
+def mirrors_dataset(ds, keys) -> bool:
+    """True when the staged copy (today's rule, and the buffer what-if) returns exactly what
+    PoseDataset returns."""
+    buffers = {}
+    for key in keys:
+        a = ds[key]
+        for b in (sample_in_stages(ds, key, {}), sample_in_stages(
+                ds, key, {}, WHAT_IFS["wi_buffer"], buffers)):
+            if not (np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+                    and np.allclose(a[2]["hm_to_image"], b[2]["hm_to_image"])):
+                return False
+    return True
+
+
+# -- datasets for the DataLoader: what-ifs and the decode-only baselines -----------------------
+class WhatIf:
+    """Serves ``sample_in_stages`` under a rule; ``malloc`` tunes malloc in whichever process
+    (worker) first uses it."""
+
+    def __init__(self, ds, rule: Rule = TODAY, malloc: bool = False):
+        self.ds, self.rule, self.malloc = ds, rule, malloc
+        self.buffers: dict = {}
+        self.tuned_pid = None
+
+    def __len__(self):
+        return len(self.ds)
+
+    def __getitem__(self, key):
+        if self.malloc and self.tuned_pid != os.getpid():
+            tune_malloc()
+            self.tuned_pid = os.getpid()
+        if self.rule == TODAY:
+            return self.ds[key]
+        return sample_in_stages(self.ds, key, {}, self.rule, self.buffers)[:3]
+
+
+class DecodeOnly:
+    """A full-resolution decode (into a reused buffer if asked) and a placeholder sample."""
+
+    def __init__(self, ds, reuse_buffer: bool = False, reduce: int = 1):
+        self.paths = [str(ds.image_dir / name) for name in ds.annot.imgname]
+        self.flag, self.reuse, self.buf = FLAGS[reduce], reuse_buffer, None
+
+    def __len__(self):
+        return len(self.paths)
+
+    def decode(self, path):
+        if self.reuse and self.buf is not None:
+            try:
+                return cv2.imread(path, self.buf, self.flag)
+            except cv2.error:
+                pass
+        image = cv2.imread(path, self.flag)
+        if self.reuse:
+            self.buf = image
+        return image
+
+    def __getitem__(self, key):
+        image = self.decode(self.paths[key[0]])
+        return (np.zeros(1, np.float32), np.zeros(1, np.float32),
+                {"row": image.shape[0], "hm_to_image": np.zeros((2, 3)), "flip": False})
+
+
+def loader_rate(dataset, batch: int, workers: int, batches: int, device, epoch: int) -> float:
+    """samples/s through hgx's make_loader over ``batches`` batches, after 2 warm-up batches per
+    worker (process start-up, first prefetches)."""
+    from hgx.data.dataset import EpochSampler
+    from hgx.engine.device import Runtime
+    from hgx.engine.train import make_loader
+
+    warm = 2 * max(1, workers)
+    sampler = EpochSampler(len(dataset), batch, warm + batches, 0, shuffle=True)
+    sampler.set_epoch(epoch)
+    runtime = Runtime(device, "fp32", False)  # pin_memory on CUDA, as in training
+    stamps = [time.perf_counter() for _ in make_loader(dataset, sampler, batch, workers, runtime)]
+    return batches * batch / (stamps[-1] - stamps[warm - 1])
+
+
+def one_process_rates(pipelines: dict, keys, repeats: int, before=None) -> dict:
+    """samples/s of each pipeline over ``keys``, one pass each per repeat (interleaved); calls
+    ``before(name)`` ahead of each pass. Results are dropped at once: keeping decoded frames
+    alive would make every decode page-fault."""
+    for name, fn in pipelines.items():  # warm-up: page cache, imports, buffers
+        before and before(name)
+        for key in keys[:10]:
+            fn(key)
+    rates = {name: [] for name in pipelines}
+    for _ in range(repeats):
+        for name, fn in pipelines.items():
+            before and before(name)
+            t0 = time.perf_counter()
+            for key in keys:
+                fn(key)
+            rates[name].append(len(keys) / (time.perf_counter() - t0))
+    return rates
+
+
+def in_forked_child(fn):
+    """fn() in a forked child process (so that process-wide settings stay there); None where
+    there is no fork."""
+    if not hasattr(os, "fork"):
+        return None
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: compute, send, leave without running any cleanup of the parent
+        try:
+            os.write(write, json.dumps(fn()).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read, "rb") as f:
+        data = f.read()
+    os.waitpid(pid, 0)
+    return json.loads(data) if data else None
+
+
+def main(argv=None) -> dict:
+    args = parse(argv)
+    device = pick_device(args.device)
+    cv2.setNumThreads(1)  # as in hgx's DataLoader workers (train._worker_init)
+    from hgx.data import open_split
+    from hgx.data.dataset import EpochSampler
+
+    opts = synthetic_options(args.size, args.people, input_res=args.input_res,
+                             output_res=args.output_res)
+    ds = open_split(opts, "train", augment=True, log=lambda m: print(m, flush=True))
+    keys = list(EpochSampler(len(ds), 1, args.samples, 0, shuffle=True))[:args.samples]
+    paths = [str(ds.image_dir / ds.annot.imgname[row]) for row, _, _ in keys]
+    mean_kb = float(np.mean([os.path.getsize(p) for p in paths])) / 1000
+    shape = cv2.imread(paths[0]).shape
+
+    datasets = {"imread": DecodeOnly(ds), "imread_buffer": DecodeOnly(ds, reuse_buffer=True),
+                "imread_reduced_2": DecodeOnly(ds, reduce=2), "hgx": ds,
+                "hgx_malloc": WhatIf(ds, malloc=True),
+                **{name: WhatIf(ds, rule) for name, rule in WHAT_IFS.items()}}
+
+    # 1. one process, pipelines interleaved. The malloc what-if is process-wide: it runs in a
+    #    forked child that switches malloc to default for its own imread pass and to tuned for
+    #    the hgx pass, in each repeat
+    in_process = {k: v.__getitem__ for k, v in datasets.items() if k != "hgx_malloc"}
+    rates1 = one_process_rates(in_process, keys, args.repeats)
+    child = in_forked_child(lambda: tune_malloc(False) and one_process_rates(
+        {"imread": datasets["imread"].__getitem__, "hgx_malloc": ds.__getitem__}, keys,
+        args.repeats, before=lambda name: tune_malloc(name == "hgx_malloc")))
+    if child:
+        rates1["hgx_malloc"] = child["hgx_malloc"]
+        malloc_pairs = [ratio(a, b) for a, b in zip(child["hgx_malloc"], child["imread"])]
+
+    # 2. N worker processes through hgx's make_loader
+    n = max(1, args.workers)
+    batches = max(2, args.samples // args.batch)
+    many = {k: v for k, v in datasets.items() if k != "imread_reduced_2"}
+    ratesn = {name: [] for name in many}
+    for r in range(args.repeats):
+        for name, dataset in many.items():
+            ratesn[name].append(loader_rate(dataset, args.batch, n, batches, device, r + 1))
+
+    # 3. where one sample's time goes: today and the what-ifs
+    mirrors = mirrors_dataset(ds, keys[:8])
+    stages = {}
+    for name, rule in {"hgx": TODAY, **WHAT_IFS}.items():
+        per_pass, buffers = [], {}
+        for _ in range(args.repeats):
+            times = {}
+            reduces = [sample_in_stages(ds, k, times, rule, buffers)[3] for k in keys]
+            per_pass.append(times)
+        ms = {s: 1000 * median([t.get(s, 0.0) for t in per_pass]) / len(keys) for s in STAGES}
+        total = sum(ms.values())
+        stages[name] = {"ms": ms, "total_ms": total, "share": {s: ms[s] / total for s in STAGES},
+                        "reduced_decode_share": 1 - reduces.count(1) / len(reduces)}
+
+    def summary(rates):
+        out = {f"{name}_per_s": median(v) for name, v in rates.items()}
+        out.update({f"ratio_{name}_vs_imread": median([ratio(a, b) for a, b in
+                                                       zip(v, rates["imread"])])
+                    for name, v in rates.items() if name != "imread"})
+        return out
+
+    one, nw = summary(rates1), summary(ratesn)
+    if child:
+        one["ratio_hgx_malloc_vs_imread"] = median(malloc_pairs)
+        one["imread_per_s_in_malloc_child"] = median(child["imread"])
+    result = {
+        "benchmark": "loader",
+        "env": environment(device),
+        "config": {"size": args.size, "image_shape": list(shape), "people": len(ds),
+                   "samples_per_pass": len(keys), "repeats": args.repeats, "workers": n,
+                   "batch": args.batch, "input_res": args.input_res,
+                   "output_res": args.output_res, "quick": args.quick,
+                   "mean_file_kb": mean_kb, "data_dir": str(ds.image_dir.parent)},
+        "one_process": {**one, "rates": rates1},
+        "n_workers": {"workers": n, **nw,
+                      **{f"{k}_per_s_per_worker": nw[f"{k}_per_s"] / n for k in many},
+                      "rates": ratesn},
+        "breakdown": {"mirrors_dataset": mirrors,
+                      "imread_ms": 1000 / one["imread_per_s"],
+                      "imread_buffer_ms": 1000 / one["imread_buffer_per_s"], **stages},
+        "target_ratio": TARGET,
+    }
+    result["meets_target"] = bool(
+        (one["ratio_hgx_vs_imread"] or 0) >= TARGET and
+        (nw["ratio_hgx_vs_imread"] or 0) >= TARGET)
+    report(result)
+    return emit(result, args.json)
+
+
+LABELS = {"imread": "bare cv2.imread, full res  [baseline]",
+          "imread_buffer": "cv2.imread into reused buffer",
+          "imread_reduced_2": "cv2.imread REDUCED_COLOR_2",
+          "hgx": "hgx training sample (today)",
+          "hgx_malloc": "what-if: malloc keeps big blocks",
+          "wi_buffer": "what-if: decode into reused buffer",
+          "wi_reduced": "what-if: reduced decode when covered",
+          "wi_all": "what-if: buffer + reduced + compact"}
+
+
+def report(r: dict) -> None:
+    c, one, nw, b = r["config"], r["one_process"], r["n_workers"], r["breakdown"]
+    n = nw["workers"]
+    print(f"\nloader benchmark: {c['people']} people, {c['image_shape'][1]}x"
+          f"{c['image_shape'][0]} JPEGs of {c['mean_file_kb']:.0f} KB on average, "
+          f"{c['samples_per_pass']} samples x {c['repeats']} repeats (medians; ratios paired "
+          f"within each repeat), cv2 single-threaded, batch {c['batch']} for the loader")
+    rows = []
+    for key, label in LABELS.items():
+        x1 = 1.0 if key == "imread" else one.get(f"ratio_{key}_vs_imread")
+        xn = 1.0 if key == "imread" else nw.get(f"ratio_{key}_vs_imread")
+        per = nw.get(f"{key}_per_s_per_worker")
+        rows.append([label, one.get(f"{key}_per_s"), x1, nw.get(f"{key}_per_s"), per, xn])
+    print(table(["pipeline", "1 proc: samples/s", "x imread", f"{n} workers: samples/s",
+                 "per worker", "x imread"], rows))
+    print(f"target: hgx >= {r['target_ratio']}x bare imread per worker -> "
+          f"{'met' if r['meets_target'] else 'NOT met'}")
+    print(f"\nwhere one sample's time goes, ms per sample (the staged copy returns exactly what "
+          f"PoseDataset.sample does: {b['mirrors_dataset']}); bare imread {b['imread_ms']:.2f} "
+          f"ms, into a reused buffer {b['imread_buffer_ms']:.2f} ms")
+    cols = ("hgx", *WHAT_IFS)
+    rows = [[s, b["hgx"]["ms"][s], 100 * b["hgx"]["share"][s],
+             *(b[k]["ms"][s] for k in cols[1:])] for s in STAGES]
+    rows.append(["total", b["hgx"]["total_ms"], 100.0, *(b[k]["total_ms"] for k in cols[1:])])
+    rows.append(["reduced decodes %", 100 * b["hgx"]["reduced_decode_share"], None,
+                 *(100 * b[k]["reduced_decode_share"] for k in cols[1:])])
+    print(table(["stage", "today", "% today", "wi_buffer", "wi_reduced", "wi_all"], rows))
+
+
+if __name__ == "__main__":
+    main()

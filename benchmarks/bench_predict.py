@@ -1,0 +1,124 @@
+"""Prediction throughput with and without flip testing and a second test scale.
+
+    python benchmarks/bench_predict.py [--quick] [--device cpu|cuda] [--json OUT]
+
+Runs ``hgx.engine.predict.predict`` (crop, network, heatmaps -> image coordinates, data loading
+included) over the first ``--count`` people of the synthetic validation split (1280x720, hgx's
+default set, generated once and cached), with a randomly initialised HG2 of 256 features at 256 px
+(the speed does not depend on the weights), in hgx's runtime for the device: fp32 channels_last
+on CPU, bf16 autocast channels_last on CUDA (``hgx.engine.device.setup_runtime``).
+
+Variants: ``plain`` (the baseline of every ratio), ``flip`` (the mirrored image too, averaged),
+``2scale`` (scales 1 and ``--second-scale``), ``flip+2scale``. The variants run interleaved in
+each repeat; ratios are paired within a repeat and the median reported. Flip and each extra scale
+are one more forward pass per image, so the ideal ratio is 1/passes.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import time
+
+import torch
+
+from common import (base_parser, emit, environment, median, pick_device, ratio,
+                    synthetic_options, table)  # common also puts the repository on sys.path
+
+
+def parse(argv):
+    p = base_parser(__doc__.split("\n")[0])
+    p.add_argument("--model", default="2x256", help="STACKSxFEATURES")
+    p.add_argument("--depth", type=int, default=4)
+    p.add_argument("--res", type=int, default=256, help="input resolution (heatmaps res/4)")
+    p.add_argument("--size", default="1280x720", help="synthetic image size WxH")
+    p.add_argument("--people", type=int, default=1000,
+                   help="training people of the synthetic set (the set to use; valid = "
+                        "min(200, this))")
+    p.add_argument("--count", type=int, default=None,
+                   help="validation people predicted per pass (default 8 --quick, else 24 on "
+                        "CPU; 512 on CUDA)")
+    p.add_argument("--batch", type=int, default=None, help="default 8 on CPU, 64 on CUDA")
+    p.add_argument("--workers", type=int, default=None,
+                   help="DataLoader workers of predict (default 0 on CPU, cpu count on CUDA)")
+    p.add_argument("--second-scale", type=float, default=0.75, help="the 2-scale variant's")
+    args = p.parse_args(argv)
+    cuda = pick_device(args.device).type == "cuda"
+    args.count = args.count or (512 if cuda else (8 if args.quick else 24))
+    args.batch = args.batch or (64 if cuda else 8)
+    args.workers = (os.cpu_count() or 1) if cuda and args.workers is None else (args.workers or 0)
+    args.repeats = args.repeats or (3 if args.quick else 5)
+    return args
+
+
+def main(argv=None) -> dict:
+    args = parse(argv)
+    device = pick_device(args.device)
+    from hgx.data import open_split
+    from hgx.engine.device import setup_runtime
+    from hgx.engine.predict import predict
+    from hgx.models.hourglass import StackedHourglass
+
+    stacks, features = (int(v) for v in args.model.lower().split("x"))
+    opts = synthetic_options(args.size, args.people, input_res=args.res,
+                             output_res=args.res // 4, device=device.type)
+    runtime = setup_runtime(opts)  # flush denormals on CPU; cudnn benchmark, TF32 on CUDA
+    dataset = open_split(opts, "valid", augment=False, log=lambda m: print(m, flush=True))
+    count = min(args.count, len(dataset))
+    torch.manual_seed(0)
+    model = runtime.prepare(StackedHourglass(stacks=stacks, features=features,
+                                             joints=dataset.skeleton.num_joints,
+                                             depth=args.depth)).eval()
+    variants = {"plain": (False, (1.0,)), "flip": (True, (1.0,)),
+                "2scale": (False, (1.0, args.second_scale)),
+                "flip+2scale": (True, (1.0, args.second_scale))}
+
+    def run(flip, scales):
+        with contextlib.redirect_stdout(io.StringIO()):  # predict's plain progress lines
+            return predict(model, dataset, runtime, batch=args.batch, flip=flip, scales=scales,
+                           workers=args.workers, interactive=False, limit=count)
+
+    predicted = {name: run(*v).preds.shape[0] for name, v in variants.items()}  # warm-up
+    rates = {name: [] for name in variants}
+    for _ in range(args.repeats):
+        for name, v in variants.items():
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            run(*v)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            rates[name].append(predicted[name] / (time.perf_counter() - t0))
+
+    results = {}
+    for name, (flip, scales) in variants.items():
+        passes = (2 if flip else 1) * len(scales)
+        results[name] = {"flip": flip, "scales": list(scales), "forward_passes_per_img": passes,
+                         "img_per_s": median(rates[name]),
+                         "ratio_vs_plain": median([ratio(a, b) for a, b in
+                                                   zip(rates[name], rates["plain"])]),
+                         "ideal_ratio": 1 / passes, "people": predicted[name]}
+    result = {"benchmark": "predict", "env": environment(device),
+              "config": {"model": f"HG{stacks}-{features}", "depth": args.depth,
+                         "res": args.res, "size": args.size, "count": count,
+                         "batch": args.batch, "workers": args.workers,
+                         "repeats": args.repeats, "quick": args.quick,
+                         "precision": runtime.precision, "channels_last": runtime.channels_last},
+              "variants": results}
+    report(result)
+    return emit(result, args.json)
+
+
+def report(r: dict) -> None:
+    c = r["config"]
+    print(f"\npredict on {r['env'].get('gpu', r['env']['device'])}: {c['model']} "
+          f"({c['precision']}, channels_last {c['channels_last']}), {c['count']} people of "
+          f"{c['size']} images, batch {c['batch']}, {c['workers']} workers, {c['repeats']} "
+          f"repeats (medians; ratios paired within each repeat, baseline: plain)")
+    rows = [[name, d["forward_passes_per_img"], d["img_per_s"], d["ratio_vs_plain"],
+             d["ideal_ratio"]] for name, d in r["variants"].items()]
+    print(table(["variant", "passes/img", "img/s", "x plain", "ideal x"], rows))
+
+
+if __name__ == "__main__":
+    main()
