@@ -525,6 +525,7 @@ def table_data(runs: list[Run], metrics: list[str] | None = None) -> dict:
     return {"metrics": metrics, "differing_options": diff, "runs": rows}
 
 
+OPTION_COLUMNS = 4   # more options differ: one wrapped column of key=value pairs
 SHORT = {"train_loss": "train loss", "valid_loss": "valid loss", "train_acc": "train acc",
          "valid_acc": "valid acc", "valid_pckh": "PCKh"}
 
@@ -536,8 +537,10 @@ def render_table(data: dict, title: str | None = None):
     from rich.table import Table
 
     options = [k for k in data["differing_options"] if k != "epochs"]
+    packed = len(options) > OPTION_COLUMNS  # many: one wrapped column of key=value
     caption = "in cyan: the options that differ across the runs" if options else None
-    table = Table(title=title, title_justify="left", caption=caption, caption_justify="left")
+    table = Table(title=title, title_justify="left", caption=caption, caption_justify="left",
+                  show_lines=packed)
     table.add_column("run", no_wrap=True)
     table.add_column("parent", no_wrap=True)
     table.add_column("epochs", justify="right", no_wrap=True)
@@ -545,13 +548,20 @@ def render_table(data: dict, title: str | None = None):
     table.add_column("last lr", justify="right", no_wrap=True)
     for m in data["metrics"]:
         table.add_column(SHORT[m], justify="right", no_wrap=True)
-    for k in options:
-        table.add_column(k, justify="right", style="cyan", header_style="bold cyan")
+    if packed:
+        table.add_column("options that differ", style="cyan", header_style="bold cyan",
+                         min_width=24, ratio=1, overflow="fold")
+    else:
+        for k in options:
+            table.add_column(k, justify="right", style="cyan", header_style="bold cyan",
+                             overflow="fold")
     for row in data["runs"]:
         parent = "-" if not row["parent"] else \
             f"{row['parent']} @{_fmt_value(row['branched_from_epoch'])}"
         epochs = f"{row['epochs_done']}/{row['epochs']}" if row["epochs"] else \
             str(row["epochs_done"])
+        if row["status"] in ("running", "stopped", "crashed", "new"):
+            epochs = f"[dim]{row['status']}[/] {epochs}"
         best = "-" if row["best_acc"] is None else \
             f"{row['best_acc']:.3f} ({row['best_epoch']})"
         cells = [row["run"] + (" [dim](torch7)[/]" if row["kind"] == "torch7" else ""), parent,
@@ -560,8 +570,13 @@ def render_table(data: dict, title: str | None = None):
             v = row["last"].get(m)
             cells.append("-" if v is None else (f"{v:.1f}" if m == "valid_pckh" else
                                                 f"{v:.3f}" if m.endswith("acc") else f"{v:.4g}"))
-        cells += ["-" if row["kind"] != "hgx" else _fmt_value(row["options"][k])
+        values = ["-" if row["kind"] != "hgx" else _fmt_value(row["options"][k])
                   for k in options]
+        if packed:
+            cells.append("-" if row["kind"] != "hgx" else
+                         "  ".join(f"{k}={v}" for k, v in zip(options, values)))
+        else:
+            cells += values
         table.add_row(*cells)
     return table
 
