@@ -72,6 +72,12 @@ class Predicted:
     name: str
 
 
+def _stderr(msg: str) -> None:
+    import sys
+
+    print(msg, file=sys.stderr)
+
+
 def _experiment(exp_path):
     from hgx.experiment import Experiment
 
@@ -128,7 +134,7 @@ def predict_crops(exp_path, rows: list[int] | None = None, n: int = 8,
         raise HgxError(f"{snap} does not fit the model of {exp.name}'s options.yaml "
                        f"({str(err).splitlines()[0]})") from None
     model.eval()
-    ds = open_split(opts, split, log=log or (lambda *_: None))
+    ds = open_split(opts, split, log=log or _stderr)
     if len(ds) == 0:
         raise HgxError(f"the {split} split of {exp.name}'s dataset is empty")
     if rows is None:
@@ -142,7 +148,8 @@ def predict_crops(exp_path, rows: list[int] | None = None, n: int = 8,
     items = [ds[(int(r), 0, 0)] for r in rows]
     images = np.stack([it[0] for it in items])
     with torch.no_grad():
-        heatmaps = model(torch.from_numpy(images))[-1].float().numpy()
+        heatmaps = np.concatenate([model(torch.from_numpy(images[i:i + 8]))[-1].float().numpy()
+                                   for i in range(0, len(images), 8)])
     coords, scores = T.decode(heatmaps)
     ratio = opts.input_res / opts.output_res
     pred = coords * ratio
