@@ -40,6 +40,13 @@ def with_schema_options(func):
         kind = "list" if opt.type is list else opt.type.__name__
         extra = f" [{'|'.join(opt.choices)}]" if opt.choices else ""
         default = " ".join(map(str, opt.default)) if opt.type is list else opt.default
+        if opt.type is bool:
+            params.append(inspect.Parameter(
+                opt.name, inspect.Parameter.KEYWORD_ONLY, annotation=Optional[bool],
+                default=typer.Option(None, f"{opt.flag}/--no-{opt.flag[2:]}",
+                                     help=f"{opt.help} (default: {default})",
+                                     rich_help_panel=opt.group)))
+            continue
         params.append(inspect.Parameter(
             opt.name, inspect.Parameter.KEYWORD_ONLY, annotation=Optional[str],
             default=typer.Option(None, opt.flag, metavar=kind.upper(),
@@ -115,6 +122,14 @@ def branch_cmd(old: str = typer.Argument(..., help="Experiment to branch from (u
         raise UsageError("--from-epoch and --from best exclude each other; give one")
     _report(workflow.branch(old, new, _split(kwargs), from_epoch=from_epoch,
                             from_best=from_ == "best", exp_dir=exp_dir))
+
+
+@app.command("_worker", hidden=True)
+def worker_cmd(exp_path: str):
+    """One rank of a distributed run (started by torchrun)."""
+    from hgx import workflow
+
+    raise typer.Exit(workflow.worker(exp_path))
 
 
 @app.command("list")

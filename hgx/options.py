@@ -102,6 +102,15 @@ SCHEMA: tuple[Option, ...] = (
       min=0),
     O("device", str, "auto", "Device: auto, cpu, cuda or cuda:N.", "run"),
     O("threads", int, 0, "CPU threads for torch (0 = torch's default).", "run", min=0),
+    O("nproc", int, 1, "Processes (GPUs) per node: >1 trains with DistributedDataParallel "
+      "through torchrun; --batch-size is per process.", "run", min=1),
+    O("nnodes", int, 1, "Nodes (torchrun --nnodes); run hgx on each with its --node-rank.",
+      "run", min=1),
+    O("node_rank", int, 0, "This node's rank (torchrun --node-rank).", "run", min=0),
+    O("master_addr", str, "127.0.0.1", "Address of node 0 (torchrun --master-addr).", "run"),
+    O("master_port", int, 29500, "Port on node 0 (torchrun --master-port).", "run", min=1,
+      max=65535),
+    O("sync_bn", bool, False, "Synchronise BatchNorm statistics across processes.", "run"),
     O("load_model", str, "", "Start from these weights (hgx snapshot, pytorch_stacked_hourglass "
       "checkpoint.pt or pytorch-pose model_best.pth.tar) with a fresh optimizer.", "run"),
 )

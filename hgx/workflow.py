@@ -6,6 +6,7 @@ Everything that can fail on user input is checked before anything is written.
 from __future__ import annotations
 
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -69,7 +70,21 @@ def _load_model(opts, typed: dict):
     return opts, loaded.state_dict
 
 
+def _check_run(opts) -> None:
+    """Run options that cannot work here: refused before anything is written."""
+    if opts.sync_bn and opts.nproc * opts.nnodes > 1:
+        import torch
+
+        if opts.device == "cpu" or not torch.cuda.is_available():
+            raise UsageError("--sync-bn needs CUDA (PyTorch's SyncBatchNorm runs on GPUs only); "
+                             "drop it on CPU")
+    if opts.node_rank >= opts.nnodes:
+        raise UsageError(f"--node-rank {opts.node_rank} must be below --nnodes {opts.nnodes}")
+
+
 def _train(exp: Experiment, opts, start, log, interactive) -> RunResult:
+    if opts.nproc > 1 or opts.nnodes > 1:
+        return _train_distributed(exp, opts, log)
     from hgx.engine.train import Trainer
 
     trainer = Trainer(exp, opts, start, log=log, interactive=interactive)
@@ -92,6 +107,48 @@ def _train(exp: Experiment, opts, start, log, interactive) -> RunResult:
                                      f"written; {how}")
 
 
+def _train_distributed(exp: Experiment, opts, log) -> RunResult:
+    """torchrun runs the ranks (`hgx _worker`); this process keeps the lock meanwhile."""
+    from hgx.engine.distributed import launch
+
+    world = opts.nproc * opts.nnodes
+    log(f"{exp.name}: training on {world} processes ({opts.nnodes} node(s) x {opts.nproc}) "
+        "with torchrun")
+    t0 = time.time()
+    code, signum = launch(str(exp.path), opts)
+    state = exp.state()
+    done = f"{state.get('epochs_done', 0)}/{opts.epochs} epochs"
+    how = f"`hgx continue {exp.name}` resumes it"
+    if signum is not None:
+        return RunResult(exp.name, EXIT_SIGNAL.get(signum, 130),
+                         f"{exp.name}: interrupted after {done}; snapshot written; {how}")
+    if code != 0:
+        return RunResult(exp.name, 1, f"{exp.name}: the distributed run failed (torchrun exit "
+                                      f"{code}) after {done}; the output above says why; {how}")
+    if state.get("finished"):
+        return RunResult(exp.name, 0, f"{exp.name}: finished {done} on {world} processes in "
+                                      f"{time.time() - t0:.0f}s")
+    return RunResult(exp.name, 0, f"{exp.name}: stopped after {done}; {how}")
+
+
+def worker(exp_path: str) -> int:
+    """One rank of a distributed run (started by torchrun through `hgx _worker`)."""
+    from hgx import checkpoint
+    from hgx.engine.distributed import shutdown
+    from hgx.engine.train import StartState, Trainer, start_from_snapshot
+
+    exp = Experiment(Path(exp_path))
+    opts = hopts.Options(**exp.options())
+    _, data = checkpoint.latest_good(exp, warn=lambda *_: None)
+    start = start_from_snapshot(data) if data else \
+        StartState(model=_load_model(opts, hopts.as_dict(opts))[1])
+    try:
+        outcome = Trainer(exp, opts, start).run()
+    finally:
+        shutdown()
+    return 1 if outcome.stopped == "nan" else 0
+
+
 def new(name: str | None, typed_raw: dict, preset: str | None = None, exp_dir=None,
         log: Callable = print, interactive=None, argv=None) -> RunResult:
     from hgx.engine.train import StartState
@@ -109,6 +166,7 @@ def new(name: str | None, typed_raw: dict, preset: str | None = None, exp_dir=No
         raise HgxError(f"experiment '{name}' already exists in {root}; pick another name, or "
                        f"`hgx continue {name}` to resume it")
     opts = hopts.resolve(preset_values, None, typed)
+    _check_run(opts)
     opts, weights = _load_model(opts, typed)
     _check_data(opts, log)
     exp = Experiment.create(root, name, hopts.as_dict(opts))
@@ -131,6 +189,7 @@ def continue_(name: str, typed_raw: dict, exp_dir=None, log: Callable = print,
     if has_weights:
         _refuse_arch_change(stored, typed, "continue")
     opts = hopts.resolve(None, stored, typed)
+    _check_run(opts)
     done = int(state.get("epochs_done", 0))
     if done >= opts.epochs and not state.get("iteration"):
         return RunResult(exp.name, 0, f"nothing to do: {exp.name} has done {done} of "
@@ -188,6 +247,7 @@ def branch(old: str, new_name: str, typed_raw: dict, from_epoch: int | None = No
         if data is None:
             raise HgxError(f"{old} has no snapshot to branch from yet; train it first")
     opts = hopts.resolve(None, stored, typed)
+    _check_run(opts)
     _check_data(opts, log)
     start = start_from_snapshot(data)
     lineage = {"name": parent.name, "path": str(parent.path.resolve()),

@@ -184,39 +184,52 @@ class PoseDataset:
 
 
 class EpochSampler:
-    """Deterministic keys (row, epoch, position) of one epoch, from position ``start`` on.
+    """Deterministic keys (row, epoch, position) of one epoch, from iteration ``start`` on.
 
-    Training: rows from permutations seeded by (seed, epoch), as many as ``iters * batch``
-    (0 iters = one pass over the split). Validation: the first rows in file order.
+    Training: rows from permutations seeded by (seed, epoch), as many as ``iters`` global
+    batches of ``batch * world`` (0 iters = one pass over the split). Validation: the first
+    rows in file order. With several processes, rank r takes the r-th ``batch`` of each global
+    batch, so N processes see exactly the samples of one process with N times the batch.
     """
 
-    def __init__(self, n: int, batch: int, iters: int, seed: int, shuffle: bool):
+    def __init__(self, n: int, batch: int, iters: int, seed: int, shuffle: bool,
+                 rank: int = 0, world: int = 1):
         self.n, self.batch, self.iters, self.seed, self.shuffle = n, batch, iters, seed, shuffle
+        self.rank, self.world = rank, world
         self.epoch, self.start = 1, 0
 
     def iterations(self) -> int:
+        step = self.batch * self.world
         if self.iters:
-            return self.iters if self.shuffle else min(self.iters, math.ceil(self.n / self.batch))
-        return self.n // self.batch if self.shuffle else math.ceil(self.n / self.batch)
+            return self.iters if self.shuffle else min(self.iters, math.ceil(self.n / step))
+        return self.n // step if self.shuffle else math.ceil(self.n / step)
 
     def set_epoch(self, epoch: int, start_iteration: int = 0) -> None:
-        self.epoch, self.start = epoch, start_iteration * self.batch
+        self.epoch, self.start = epoch, start_iteration
 
     def rows(self) -> np.ndarray:
-        total = self.iterations() * self.batch
+        total = self.iterations() * self.batch * self.world
         if not self.shuffle:
             return np.arange(min(total, self.n))
         rng = np.random.default_rng([self.seed, self.epoch, 7])
         reps = math.ceil(total / self.n)
         return np.concatenate([rng.permutation(self.n) for _ in range(reps)])[:total]
 
+    def positions(self) -> np.ndarray:
+        """This rank's global positions, from the start iteration on."""
+        step = self.batch * self.world
+        n = len(self.rows())
+        first = np.arange(self.start * step + self.rank * self.batch, n, step)
+        pos = (first[:, None] + np.arange(self.batch)[None, :]).reshape(-1)
+        return pos[pos < n]
+
     def __iter__(self):
         rows = self.rows()
-        for pos in range(self.start, len(rows)):
-            yield int(rows[pos]), self.epoch, pos
+        for pos in self.positions():
+            yield int(rows[pos]), self.epoch, int(pos)
 
     def __len__(self) -> int:
-        return max(0, len(self.rows()) - self.start)
+        return len(self.positions())
 
 
 def collate(batch):

@@ -52,8 +52,10 @@ def select_device(name: str) -> torch.device:
     return dev
 
 
-def setup_runtime(opts) -> Runtime:
+def setup_runtime(opts, local_rank: int = 0) -> Runtime:
     device = select_device(opts.device)
+    if device.type == "cuda" and device.index is None and torch.cuda.device_count() > 1:
+        device = torch.device("cuda", local_rank)
     if opts.threads:
         torch.set_num_threads(opts.threads)
     if device.type == "cuda":

@@ -5,6 +5,7 @@
 """
 from __future__ import annotations
 
+import math
 import os
 import random
 import signal
@@ -20,6 +21,7 @@ from hgx.data import open_split
 from hgx.data.dataset import EpochSampler, collate
 from hgx.data import transforms as T
 from hgx.engine.device import Runtime, setup_runtime
+from hgx.engine.distributed import from_env
 from hgx.engine.progress import Progress
 from hgx.errors import HgxError
 from hgx.experiment import Experiment
@@ -116,8 +118,11 @@ def make_loader(dataset, sampler, batch: int, workers: int, runtime: Runtime):
 class Trainer:
     def __init__(self, exp: Experiment, opts, start: StartState, log=print,
                  interactive: bool | None = None):
-        self.exp, self.opts, self.start, self.log = exp, opts, start, log
-        self.runtime = setup_runtime(opts)
+        self.exp, self.opts, self.start = exp, opts, start
+        self.dist = from_env()
+        self.log = log if self.dist.is_main else (lambda *a, **k: None)
+        log = self.log
+        self.runtime = setup_runtime(opts, self.dist.local_rank)
         self.train_set = open_split(opts, "train", augment=True, log=log)
         self.valid_set = open_split(opts, "valid", augment=False, log=log)
         self.skeleton = self.train_set.skeleton
@@ -129,6 +134,13 @@ class Trainer:
             check_compatible(model, start.model, "the snapshot")
             model.load_state_dict(start.model)
         self.model = self.runtime.prepare(model)
+        self.module = self.model  # the bare network (for validation and snapshots)
+        if self.dist.enabled:
+            if opts.sync_bn:
+                self.model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
+                self.module = self.model
+            ids = [self.dist.local_rank] if self.runtime.device.type == "cuda" else None
+            self.model = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
         self.optimizer = make_optimizer(opts, self.model.parameters())
         if start.optimizer is not None:
             try:
@@ -138,14 +150,16 @@ class Trainer:
                     f"{opts.optimizer}; starting it fresh")
         set_rng_state(start.rng)
         self.train_sampler = EpochSampler(len(self.train_set), opts.batch_size, opts.train_iters,
-                                          opts.seed, shuffle=True)
+                                          opts.seed, shuffle=True, rank=self.dist.rank,
+                                          world=self.dist.world)
         self.valid_sampler = EpochSampler(len(self.valid_set), opts.valid_batch_size,
                                           opts.valid_iters, opts.seed, shuffle=False)
         self.train_loader = make_loader(self.train_set, self.train_sampler, opts.batch_size,
                                         opts.workers, self.runtime)
         self.valid_loader = make_loader(self.valid_set, self.valid_sampler,
                                         opts.valid_batch_size, opts.workers, self.runtime)
-        self.progress = Progress(interactive)
+        self.progress = Progress(interactive if self.dist.is_main else False,
+                                 every=30.0 if self.dist.is_main else float("inf"))
         self.interrupt: int | None = None
         self.global_step = start.global_step
         self.best_acc, self.best_epoch = start.best_acc, start.best_epoch
@@ -153,7 +167,7 @@ class Trainer:
 
     # -- signals --------------------------------------------------------------------------------
     def _on_signal(self, signum, _frame):
-        if self.interrupt is not None:  # a second Ctrl-C: give up at once
+        if self.interrupt is not None and not self.dist.enabled:  # a second Ctrl-C: give up
             raise KeyboardInterrupt
         self.interrupt = signum
         self.log(f"\n{signal.Signals(signum).name}: finishing this step and writing a snapshot...")
@@ -170,7 +184,9 @@ class Trainer:
                 if stopped:
                     outcome.stopped = stopped
                     break
-                outcome.last_valid = self.validate(epoch)
+                if self.dist.is_main:
+                    outcome.last_valid = self.validate(epoch)
+                self.dist.barrier()
                 outcome.epochs_done = epoch
                 self.end_of_epoch(epoch, outcome.last_valid)
                 outcome.best_acc = self.best_acc
@@ -206,8 +222,18 @@ class Trainer:
             with self.runtime.autocast():
                 outputs = model(images)
             loss = heatmap_loss(outputs, heatmaps)
-            if not torch.isfinite(loss):
-                self.log(f"error: the loss became {loss.item()} at epoch {epoch} iteration "
+            acc = T.heatmap_accuracy(outputs[-1].detach().float().cpu().numpy(),
+                                     heatmaps.cpu().numpy(), self.skeleton.acc_joints)
+            want_ckpt = bool(opts.checkpoint_minutes) and \
+                time.time() - last_ckpt >= opts.checkpoint_minutes * 60
+            # One small all-reduce (a no-op on one process): every rank sees the same numbers
+            # and so takes the same decisions (stop, snapshot) at the same step.
+            g_loss, g_acc, g_acc_n, stop, ckpt = self.dist.agree(
+                loss.item(), acc if acc == acc else 0.0, 1.0 if acc == acc else 0.0,
+                1.0 if self.interrupt is not None else 0.0,
+                1.0 if want_ckpt and self.dist.is_main else 0.0)
+            if not math.isfinite(g_loss):
+                self.log(f"error: the loss became {g_loss} at epoch {epoch} iteration "
                          f"{it + 1}; stopping. The last good snapshot is kept: `hgx continue "
                          f"{self.exp.name} --lr <lower>` resumes from it")
                 return "nan"
@@ -217,25 +243,24 @@ class Trainer:
             it += 1
             self.global_step += 1
             sums["seconds"] = time.time() - start
-            sums["loss"] += loss.item()
+            sums["loss"] += g_loss / self.dist.world
             sums["n"] += 1
-            acc = T.heatmap_accuracy(outputs[-1].detach().float().cpu().numpy(),
-                                     heatmaps.cpu().numpy(), self.skeleton.acc_joints)
-            if acc == acc:
-                sums["acc"] += acc
+            if g_acc_n:
+                sums["acc"] += g_acc / g_acc_n
                 sums["acc_n"] += 1
+            images_done = sums["n"] * opts.batch_size * self.dist.world
             bar.update(it, loss=sums["loss"] / sums["n"],
                        acc=sums["acc"] / max(1, sums["acc_n"]),
-                       ips=sums["n"] * opts.batch_size / max(sums["seconds"], 1e-9))
+                       ips=images_done / max(sums["seconds"], 1e-9))
             if opts.max_iters and self.global_step >= opts.max_iters and it < n_iters:
                 self.snapshot(epoch - 1, it)
                 self.log(f"stopped at --max-iters {opts.max_iters} (epoch {epoch}, iteration {it})")
                 return "max_iters"
-            if self.interrupt is not None and it < n_iters:
+            if stop and it < n_iters:
+                self.interrupt = self.interrupt or signal.SIGTERM
                 self.snapshot(epoch - 1, it)
                 return "interrupted"
-            if opts.checkpoint_minutes and it < n_iters and \
-                    time.time() - last_ckpt >= opts.checkpoint_minutes * 60:
+            if ckpt and it < n_iters:
                 self.snapshot(epoch - 1, it)
                 last_ckpt = time.time()
         bar.finish()
@@ -244,13 +269,13 @@ class Trainer:
                "loss": sums["loss"] / max(1, sums["n"]),
                "acc": sums["acc"] / sums["acc_n"] if sums["acc_n"] else float("nan"),
                "lr": lr, "seconds": seconds,
-               "img_per_s": sums["n"] * opts.batch_size / max(seconds, 1e-9)}
+               "img_per_s": sums["n"] * opts.batch_size * self.dist.world / max(seconds, 1e-9)}
         self._train_row = row
         return None
 
     @torch.no_grad()
     def validate(self, epoch: int) -> dict:
-        model = self.model
+        model = self.module
         model.eval()
         self.valid_sampler.set_epoch(epoch)
         start = time.time()
@@ -282,31 +307,37 @@ class Trainer:
     # -- bookkeeping ----------------------------------------------------------------------------
     def end_of_epoch(self, epoch: int, valid: dict) -> None:
         exp, opts = self.exp, self.opts
-        acc = valid["acc"]
-        is_best = acc == acc and (self.best_acc is None or acc > self.best_acc)
-        if is_best:
-            self.best_acc, self.best_epoch = acc, epoch
-        # Logs first, then the snapshot, then the pointer: a crash in between leaves rows
-        # that the next continue drops (they are past the snapshot it resumes from).
-        exp.append_log("train", self._train_row)
-        exp.append_log("valid", valid)
+        is_best = False
+        if self.dist.is_main:
+            acc = valid["acc"]
+            is_best = acc == acc and (self.best_acc is None or acc > self.best_acc)
+            if is_best:
+                self.best_acc, self.best_epoch = acc, epoch
+            # Logs first, then the snapshot, then the pointer: a crash in between leaves rows
+            # that the next continue drops (they are past the snapshot it resumes from).
+            exp.append_log("train", self._train_row)
+            exp.append_log("valid", valid)
         self.snapshot(epoch, 0, is_best=is_best)
-        tr = self._train_row
-        self.log(f"epoch {epoch}/{opts.epochs}  train loss {tr['loss']:.6f} acc {tr['acc']:.3f}"
-                 f"  |  valid loss {valid['loss']:.6f} acc {valid['acc']:.3f} "
-                 f"PCKh {valid['pckh']:.1f}  |  {tr['img_per_s']:.1f} img/s, "
-                 f"{tr['seconds']:.0f}s" + ("  (best)" if is_best else ""))
+        if self.dist.is_main:
+            tr = self._train_row
+            self.log(f"epoch {epoch}/{opts.epochs}  train loss {tr['loss']:.6f} acc "
+                     f"{tr['acc']:.3f}  |  valid loss {valid['loss']:.6f} acc {valid['acc']:.3f} "
+                     f"PCKh {valid['pckh']:.1f}  |  {tr['img_per_s']:.1f} img/s, "
+                     f"{tr['seconds']:.0f}s" + ("  (best)" if is_best else ""))
 
     def snapshot(self, epochs_done: int, iteration: int, is_best: bool = False) -> None:
-        """Write a snapshot, then move the pointer, then prune what is no longer kept."""
+        """Write a snapshot (rank 0), then move the pointer, then prune what is not kept."""
         exp, opts = self.exp, self.opts
         if not all(torch.isfinite(p).all() for p in self.model.parameters()):
             self.log("error: the weights are no longer finite; not writing a snapshot (the "
                      "last good one is kept)")
             raise NonFinite()
+        if not self.dist.is_main:
+            self.dist.barrier()
+            return
         path = exp.snapshot_path(epochs_done + (1 if iteration else 0), iteration)
         checkpoint.save(path, {
-            "model": self.runtime.state_dict(self.model),
+            "model": self.runtime.state_dict(self.module),
             "optimizer": self.optimizer.state_dict(),
             "epoch": epochs_done, "iteration": iteration, "global_step": self.global_step,
             "options": _opts_dict(opts), "rng": rng_state(),
@@ -328,9 +359,10 @@ class Trainer:
         state.update(epochs_done=epochs_done, iteration=iteration,
                      global_step=self.global_step, last_snapshot=rel,
                      finished=epochs_done >= opts.epochs and iteration == 0,
-                     precision=self.runtime.precision)
+                     precision=self.runtime.precision, processes=self.dist.world)
         exp.write_state(state)
         self.prune(keep=path)
+        self.dist.barrier()
 
     def prune(self, keep) -> None:
         """Remove snapshots no longer needed: keep the latest, every --snapshot epochs, best."""

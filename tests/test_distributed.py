@@ -1,0 +1,50 @@
+"""Scale-out with torchrun: a 2-process CPU (gloo) run is one experiment."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import torch
+
+from conftest import TINY
+from hgx.data.dataset import EpochSampler
+from hgx.experiment import read_tsv
+
+
+def test_ranks_split_each_global_batch_like_one_process_with_n_times_the_batch():
+    one = EpochSampler(50, 4, 5, seed=3, shuffle=True)
+    ranks = [EpochSampler(50, 2, 5, seed=3, shuffle=True, rank=r, world=2) for r in (0, 1)]
+    for s in (one, *ranks):
+        s.set_epoch(2)
+    keys = [list(s) for s in ranks]
+    merged = [k for i in range(5) for r in (0, 1) for k in keys[r][2 * i:2 * i + 2]]
+    assert merged == list(one)
+    # resuming at iteration 3 gives the tail of the same sequence on every rank
+    for r, s in enumerate(ranks):
+        s.set_epoch(2, 3)
+        assert list(s) == keys[r][6:]
+
+
+def test_two_process_gloo_run_is_one_experiment(hgx):
+    code, out = hgx("new", "d", *TINY, "--epochs", "2", "--batch-size", "2", "--nproc", "2")
+    assert code == 0, out
+    d = hgx.root / "d"
+    assert [int(r["epoch"]) for r in read_tsv(d / "train.log")] == [1, 2]
+    assert [int(r["epoch"]) for r in read_tsv(d / "valid.log")] == [1, 2]
+    state = json.loads((d / "state.json").read_text())
+    assert state["processes"] == 2 and state["finished"]
+    snap = torch.load(d / state["last_snapshot"], weights_only=False)
+    assert not any(k.startswith("module.") for k in snap["model"])  # the bare network
+    history = [json.loads(x) for x in (d / "history.jsonl").read_text().splitlines()]
+    assert [h["command"] for h in history] == ["new"]
+    assert not (d / "lock").exists()
+    # it continues, on one process or two
+    code, out = hgx("continue", "d", "--epochs", "3")
+    assert code == 0, out
+    assert [int(r["epoch"]) for r in read_tsv(d / "train.log")] == [1, 2, 3]
+
+
+def test_sync_bn_on_cpu_is_refused_before_anything_is_written(hgx):
+    code, out = hgx("new", "d", *TINY, "--nproc", "2", "--sync-bn", "--device", "cpu")
+    assert code == 2 and "--sync-bn needs CUDA" in out
+    assert not (hgx.root / "d").exists()
