@@ -614,12 +614,14 @@ def save_figure(fig, out: Path, dpi: int = 110) -> Path:
     try:
         fig.savefig(tmp, format=FORMATS[out.suffix.lower()], dpi=dpi)
         os.replace(tmp, out)
-    except OSError as err:
+    except BaseException as err:  # Ctrl-C while drawing too: leave no temporary file
         try:
             tmp.unlink()
         except OSError:
             pass
-        raise HgxError(f"cannot write {out}: {err.strerror or err}") from None
+        if isinstance(err, OSError):
+            raise HgxError(f"cannot write {out}: {err.strerror or err}") from None
+        raise
     return out
 
 

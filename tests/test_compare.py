@@ -353,3 +353,18 @@ def test_unreadable_options_name_the_file(tmp_path):
     (d / "options.yaml").write_text("lr: [oops\n")
     with pytest.raises(HgxError, match="options.yaml"):
         cmp.load_runs([str(d)])
+
+
+def test_interrupted_save_leaves_no_temporary_file(tmp_path):
+    from matplotlib.figure import Figure
+
+    fig = Figure()
+
+    def interrupted(path, **kwargs):
+        Path(path).write_bytes(b"half a picture")
+        raise KeyboardInterrupt
+
+    fig.savefig = interrupted
+    with pytest.raises(KeyboardInterrupt):
+        cmp.save_figure(fig, tmp_path / "c.png")
+    assert list(tmp_path.iterdir()) == []
