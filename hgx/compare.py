@@ -270,6 +270,16 @@ def _status(run: Run) -> str:
     return "stopped"
 
 
+def run_names(root: Path) -> list[str]:
+    """The runs of an experiments root: hgx experiments and pose-hg-train directories."""
+    root = Path(root)
+    names = set(list_names(root))
+    if root.is_dir():
+        names |= {p.name for p in root.iterdir()
+                  if p.is_dir() and not p.name.startswith(".") and is_torch7(p)}
+    return sorted(names)
+
+
 def resolve_paths(items: Iterable[str], exp_dir=None) -> list[Path]:
     """PATHS as typed -> run directories. An item is a run directory, a directory of
     experiments (all of them), or a name under the experiments root. None given: every
@@ -277,7 +287,7 @@ def resolve_paths(items: Iterable[str], exp_dir=None) -> list[Path]:
     root = exp_root(exp_dir)
     items = list(items)
     if not items:
-        names = list_names(root)
+        names = run_names(root)
         if not names:
             raise HgxError(f"{root} holds no experiments; name the runs to compare "
                            "(paths of hgx or pose-hg-train experiment directories)")
@@ -534,6 +544,7 @@ def render_table(data: dict, title: str | None = None):
     """A rich Table: run, parent (@ branch epoch), epochs done/total, best valid acc (epoch),
     last lr, the last value of each metric, then only the options that differ across the
     runs (``epochs``, the total, already shows in the epochs column)."""
+    from rich.markup import escape
     from rich.table import Table
 
     options = [k for k in data["differing_options"] if k != "epochs"]
@@ -564,13 +575,13 @@ def render_table(data: dict, title: str | None = None):
             epochs = f"[dim]{row['status']}[/] {epochs}"
         best = "-" if row["best_acc"] is None else \
             f"{row['best_acc']:.3f} ({row['best_epoch']})"
-        cells = [row["run"] + (" [dim](torch7)[/]" if row["kind"] == "torch7" else ""), parent,
-                 epochs, best, _fmt_value(row["last_lr"])]
+        cells = [escape(row["run"]) + (" [dim](torch7)[/]" if row["kind"] == "torch7" else ""),
+                 escape(parent), epochs, best, _fmt_value(row["last_lr"])]
         for m in data["metrics"]:
             v = row["last"].get(m)
             cells.append("-" if v is None else (f"{v:.1f}" if m == "valid_pckh" else
                                                 f"{v:.3f}" if m.endswith("acc") else f"{v:.4g}"))
-        values = ["-" if row["kind"] != "hgx" else _fmt_value(row["options"][k])
+        values = ["-" if row["kind"] != "hgx" else escape(_fmt_value(row["options"][k]))
                   for k in options]
         if packed:
             cells.append("-" if row["kind"] != "hgx" else
@@ -682,10 +693,11 @@ def watch(render: Callable[[int], Any], seconds: float, max_iterations: int = 0,
 
 # -- the tree -----------------------------------------------------------------------------------
 def lineage_tree(exp_dir=None) -> list[dict]:
-    """Every experiment of the root as nested dicts (children sorted by branch epoch)."""
+    """Every experiment of the root (hgx, and pose-hg-train directories as roots) as nested
+    dicts, children sorted by branch epoch. A damaged experiment shows as 'broken'."""
     root = exp_root(exp_dir)
     runs = []
-    for name in list_names(root):
+    for name in run_names(root):
         try:
             runs.append(load_run(root / name))
         except HgxError as err:
@@ -709,7 +721,7 @@ def lineage_tree(exp_dir=None) -> list[dict]:
         best, best_epoch = r.best()
         kids = sorted(children.get(r.path, []),
                       key=lambda c: (c.branch_epoch or 0, c.name)) if r.path not in seen else []
-        return {"name": r.name, "path": str(r.path), "status": r.status,
+        return {"name": r.name, "path": str(r.path), "kind": r.kind, "status": r.status,
                 "epochs_done": r.epochs_done, "epochs": r.epochs_total,
                 "best_acc": best, "best_epoch": best_epoch,
                 "branched_from_epoch": r.branch_epoch and int(r.branch_epoch),
@@ -722,17 +734,19 @@ def lineage_tree(exp_dir=None) -> list[dict]:
 def render_tree(nodes: list[dict], root_label: str):
     from rich.tree import Tree
 
-    tree = Tree(f"[bold]{root_label}[/]")
+    from rich.markup import escape
+
+    tree = Tree(f"[bold]{escape(root_label)}[/]")
 
     def label(n: dict) -> str:
         best = "-" if n["best_acc"] is None else f"{n['best_acc']:.3f} (ep {n['best_epoch']})"
         total = f"/{n['epochs']}" if n["epochs"] else ""
         fork = f"  from epoch {n['branched_from_epoch']}" \
             if n["branched_from_epoch"] is not None else ""
-        missing = f"  [yellow](parent {n['missing_parent']} not found)[/]" \
+        missing = f"  [yellow](parent {escape(n['missing_parent'])} not found)[/]" \
             if n["missing_parent"] else ""
-        return (f"[bold]{n['name']}[/]  best {best}  epochs {n['epochs_done']}{total}  "
-                f"[dim]{n['status']}[/]{fork}{missing}")
+        return (f"[bold]{escape(n['name'])}[/]  best {best}  epochs {n['epochs_done']}{total}  "
+                f"[dim]{escape(n['status'])}[/]{fork}{missing}")
 
     def add(parent, n: dict):
         branch = parent.add(label(n))

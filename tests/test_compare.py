@@ -268,12 +268,14 @@ def test_last_k_and_smoothing(tmp_path):
 
 def test_tree_nesting_and_orphans(hgx, tmp_path):
     root = lineage_root(tmp_path)
+    torch7_dir(root, "old-t7")
     nodes = cmp.lineage_tree(root)
-    assert [n["name"] for n in nodes] == ["base", "orphan"]
+    assert [n["name"] for n in nodes] == ["base", "old-t7", "orphan"]
+    assert nodes[1]["kind"] == "torch7" and nodes[1]["best_acc"] == pytest.approx(0.54)
     base = nodes[0]
     assert [c["name"] for c in base["children"]] == ["other", "lr-down"]  # by branch epoch
     assert base["children"][1]["children"][0]["name"] == "lr-down-more"
-    assert nodes[1]["missing_parent"] == "deleted"
+    assert nodes[2]["missing_parent"] == "deleted"
     assert base["best_acc"] == pytest.approx(0.1) and base["best_epoch"] == 10
     code, out = hgx("tree", "--exp-dir", str(root))
     assert code == 0
