@@ -304,7 +304,6 @@ def draw_heatmaps(exp_path, out=None, index: int = 0, snapshot: str = "best",
     hm = p.heatmaps[0]
     vmax = max(float(hm.max()), 1e-6)
     colors = limb_colors(sk.limbs)
-    jc = joint_colors(sk)
     for k in range(nrows * ncols):
         ax = axes[k // ncols][k % ncols]
         ax.set_axis_off()
@@ -323,10 +322,11 @@ def draw_heatmaps(exp_path, out=None, index: int = 0, snapshot: str = "best",
         ax.imshow(grey, cmap="gray", extent=(0, res, res, 0), vmin=0, vmax=1.6)
         level = np.clip(hm[j] / vmax, 0, 1)
         overlay = colormaps["inferno"](0.25 + 0.75 * level)
-        overlay[..., 3] = 0.9 * np.sqrt(level)  # low values let the crop show through
+        overlay[..., 3] = 0.85 * level  # low values let the crop show through
         ax.imshow(overlay, extent=(0, res, res, 0), interpolation="bilinear")
-        ax.plot(p.pred[0, j, 0], p.pred[0, j, 1], "+", color=jc[j], markersize=9,
-                markeredgewidth=1.6)
+        for color, width in (("black", 3.2), ("white", 1.6)):  # the peak, visible on any map
+            ax.plot(p.pred[0, j, 0], p.pred[0, j, 1], "+", color=color, markersize=10,
+                    markeredgewidth=width)
         ax.set_xlim(0, res)
         ax.set_ylim(res, 0)
         ax.set_title(f"{sk.joints[j]}  {p.scores[0, j]:.2f}", fontsize=8, pad=2)
