@@ -232,8 +232,12 @@ def load_run(path: Path) -> Run:
     if is_hgx(path):
         try:  # a damaged file is not a command-line error: exit 1, naming the file
             opts_data = _read_yaml(path / "options.yaml")
+            if not isinstance(opts_data, dict):
+                hopts.check_dict(opts_data, str(path / "options.yaml"))  # raises, naming it
             options = hopts.defaults()
-            options.update(hopts.check_dict(opts_data, str(path / "options.yaml")))
+            # an option of another hgx version is shown as written, not refused
+            options.update({k: hopts.coerce(k, v, str(path / "options.yaml"))
+                            if k in hopts.BY_NAME else v for k, v in opts_data.items()})
             meta_path = path / "experiment.yaml"
             meta = _read_yaml(meta_path) if meta_path.is_file() else {}
         except UsageError as err:

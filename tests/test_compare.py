@@ -355,6 +355,19 @@ def test_unreadable_options_name_the_file(tmp_path):
     (d / "options.yaml").write_text("lr: [oops\n")
     with pytest.raises(HgxError, match="options.yaml"):
         cmp.load_runs([str(d)])
+    (d / "options.yaml").write_text("lr: fast\n")
+    with pytest.raises(HgxError, match="'lr'"):
+        cmp.load_runs([str(d)])
+
+
+def test_options_of_another_hgx_version_are_shown_not_refused(tmp_path):
+    root = tmp_path / "exp"
+    fake_run(root, "old", range(1, 3))
+    new = fake_run(root, "new", range(1, 3))
+    (new / "options.yaml").write_text((new / "options.yaml").read_text() + "ema_decay: 0.999\n")
+    data = cmp.table_data(cmp.load_runs([str(root)]))
+    assert data["differing_options"] == ["ema_decay"]
+    assert [r["options"]["ema_decay"] for r in data["runs"]] == [0.999, None]
 
 
 def test_interrupted_save_leaves_no_temporary_file(tmp_path):
