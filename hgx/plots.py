@@ -64,21 +64,32 @@ def compare_figure(runs: list["Run"], metrics: list[str], ancestry: bool = False
     legend_cols = max(1, math.ceil(len(runs) / 24))
     longest = max((len(r.label) for r in runs), default=4)
     legend_w = legend_cols * (0.9 + 0.075 * min(longest, 40))
+    per_metric = {m: curves(runs, m, ancestry=ancestry, smooth_window=smooth_window, last=last,
+                            lineage=lineage) for m in metrics}
+    drawn = [c for m in metrics for c in per_metric[m].values()]
+    notes = []
+    if any(c.fork is not None for c in drawn):
+        notes.append("○ branch point: the parent's value at the epoch it branched from")
+    if any(len(c.ancestry_x) for c in drawn):
+        notes.append("dashed: the parents' history (--ancestry)")
+    if smooth_window > 1:
+        notes.append(f"smoothed: trailing mean of {smooth_window} epochs (raw values faint)")
+    if last:
+        notes.append(f"the last {last} epochs")
     # A fixed layout in inches (constrained layout would cost a third of the time of a
-    # 50-run figure): panels of 5 x 3.3 in, the legend in a column on the right.
-    width, height = 5.0 * ncols + legend_w + 0.35, 3.2 * nrows + 1.05
+    # 50-run figure): panels of 5 x 3.2 in, the legend in a column on the right, the notes
+    # one per line below.
+    foot = 0.62 + 0.15 * len(notes)
+    width, height = 5.0 * ncols + legend_w + 0.35, 3.2 * nrows + 0.55 + foot
     fig = Figure(figsize=(width, height))
     FigureCanvasAgg(fig)
     left, right = 0.75 / width, 1 - (legend_w + 0.35) / width
-    top, bottom = 1 - 0.55 / height, 0.72 / height
+    top, bottom = 1 - 0.55 / height, foot / height
     axes = fig.subplots(nrows, ncols, squeeze=False, sharex=True,
                         gridspec_kw=dict(left=left, right=right, top=top, bottom=bottom,
                                          wspace=0.22, hspace=0.2))
     colors = run_colors(len(runs))
-    per_metric = {m: curves(runs, m, ancestry=ancestry, smooth_window=smooth_window, last=last,
-                            lineage=lineage) for m in metrics}
     handles: dict[str, object] = {}
-    any_fork = any_ancestry = False
     for i, metric in enumerate(metrics):
         ax = axes[i // ncols][i % ncols]
         many = max((len(c.x) for c in per_metric[metric].values()), default=0) > MARKERS_UP_TO
@@ -86,7 +97,6 @@ def compare_figure(runs: list["Run"], metrics: list[str], ancestry: bool = False
         for run, color in zip(runs, colors):
             c = per_metric[metric][run.label]
             if len(c.ancestry_x):
-                any_ancestry = True
                 ax.plot(c.ancestry_x, c.ancestry_y, color=color, linewidth=1.1, alpha=0.6,
                         linestyle=(0, (4, 2)), label="_ancestry", zorder=1)
             if c.raw_y is not None and len(c.x):
@@ -97,7 +107,6 @@ def compare_figure(runs: list["Run"], metrics: list[str], ancestry: bool = False
                                   marker=None if many else "o", markersize=3, zorder=2)
                 handles.setdefault(run.label, line)
             if c.fork is not None:
-                any_fork = True
                 ax.plot([c.fork[0]], [c.fork[1]], marker="o", markersize=5.5,
                         markerfacecolor="white", markeredgecolor=color, markeredgewidth=1.4,
                         linestyle="none", label="_fork", zorder=3)
@@ -133,21 +142,12 @@ def compare_figure(runs: list["Run"], metrics: list[str], ancestry: bool = False
                bbox_to_anchor=(right + 0.2 / width, top + 0.05 / height), ncols=legend_cols,
                fontsize=8 if len(runs) > 12 else 9, frameon=False, title="runs",
                title_fontsize=9, handlelength=1.6, alignment="left", borderaxespad=0)
-    notes = []
-    if any_fork:
-        notes.append("○ branch point (the parent's value at the epoch it branched from)")
-    if any_ancestry:
-        notes.append("dashed: the parents' history (--ancestry)")
-    if smooth_window > 1:
-        notes.append(f"smoothed: trailing mean of {smooth_window} epochs (raw values faint)")
-    if last:
-        notes.append(f"last {last} epochs")
     heading = title or f"{len(runs)} run{'s' if len(runs) != 1 else ''}"
     fig.text(left, 1 - 0.1 / height, f"{heading}   ·   {time.strftime('%Y-%m-%d %H:%M:%S')}",
              fontsize=10, ha="left", va="top")
     if notes:
-        fig.text(left, 0.1 / height, "   ·   ".join(notes), fontsize=8, color="0.35",
-                 ha="left", va="bottom")
+        fig.text(left, 0.08 / height, "\n".join(notes), fontsize=8, color="0.35",
+                 ha="left", va="bottom", linespacing=1.35)
     return fig
 
 
