@@ -152,13 +152,21 @@ def compare_figure(runs: list["Run"], metrics: list[str], ancestry: bool = False
 
 
 def _log_axis(ax) -> None:
-    """A log y axis labelled with plain numbers (0.004, not 4 x 10^-3); minor ticks are
-    labelled too when the data spans less than a decade."""
+    """A log y axis labelled with plain numbers (0.004, not 4 x 10^-3). Minor ticks are
+    labelled too when the data spans under a decade, the 2s and 5s under 2.5 decades."""
     from matplotlib.ticker import FuncFormatter, NullFormatter
 
     ax.set_yscale("log")
     plain = FuncFormatter(lambda v, _: f"{v:.3g}")
     ax.yaxis.set_major_formatter(plain)
     lo, hi = ax.dataLim.y0, ax.dataLim.y1
-    few = lo > 0 and hi / lo < 10
-    ax.yaxis.set_minor_formatter(plain if few else NullFormatter())
+    decades = math.log10(hi / lo) if lo > 0 and hi > 0 else 99
+    if decades < 1:
+        ax.yaxis.set_minor_formatter(plain)
+    elif decades < 2.5:
+        def some(v, _):
+            mantissa = round(v / 10 ** math.floor(math.log10(v) + 1e-9), 6)
+            return f"{v:.3g}" if mantissa in (2.0, 5.0) else ""
+        ax.yaxis.set_minor_formatter(FuncFormatter(some))
+    else:
+        ax.yaxis.set_minor_formatter(NullFormatter())
