@@ -3,36 +3,36 @@ second or two").
 
 Makes realistic fake experiment directories in a temporary directory (options.yaml,
 experiment.yaml with lineage, state.json, history.jsonl, train.log and valid.log in hgx's
-formats; 10 roots and 40 branches forking from them at various epochs), then times, each the
-best of --repeat runs in this process:
+formats; 10 roots and 40 branches forking from them at various epochs), then times:
 
   baseline   reading the 100 log files (read_tsv, the cheapest possible look at the data)
   load       hgx.compare.load_runs: options, lineage, state and both logs of every run
-  table      + the comparison table (differing options, best accuracy...)
+  load_table + the comparison table (differing options, best accuracy...)
   compare    end to end as `hgx compare` does it: load + table + figure + writing the PNG
   cli        the command itself in a fresh process (`hgx compare DIR --out F.png`), which adds
              Python, typer, rich and matplotlib start-up
 
-and prints a table and one JSON line, with each time as a ratio to the baseline.
+and prints a table and one `JSON: {...}` line (benchmarks/common.py's conventions), each time
+the median of --repeats runs after a warm-up, with its ratio to the baseline.
 
-    python benchmarks/bench_compare.py [--runs 50] [--epochs 200] [--repeat 3] [--keep DIR]
+    python benchmarks/bench_compare.py [--runs 50] [--epochs 200] [--repeats 3] [--keep DIR]
+                                       [--quick] [--json OUT]
 
 Measured on the project's 2-core CI machine (CPU only, Python 3.11, matplotlib 3.11; other jobs
-running, load average ~4), best of 3:
+running, load average ~3), median of 3:
 
-    baseline: read 2x50 logs                  0.042 s     1.0
-    load runs                                 0.091 s     2.1
-    load + table                              0.097 s     2.3
-    compare (load + table + figure + PNG)     0.622 s    14.6
-    compare --ancestry                        0.740 s    17.4
-    `hgx compare` in a new process            1.409 s    33.2
+    read the 100 logs  [baseline]                0.042       1.000
+    load runs (options, lineage, state, logs)    0.093       2.207
+    load + table                                 0.098       2.317
+    compare: load + table + figure + PNG         0.672      15.958
+    compare --ancestry                           0.779      18.507
+    `hgx compare` in a new process               1.493      35.458
 
 Most of `compare` is matplotlib rendering 200 lines of 200 points into the PNG (~0.4 s); the
 figure uses a fixed layout because constrained layout alone cost ~0.35 s more.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -43,11 +43,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+from common import base_parser, emit, environment, median, ratio, table, timed
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from hgx import options as hopts  # noqa: E402
-from hgx.experiment import TRAIN_COLUMNS, VALID_COLUMNS, format_tsv, read_tsv  # noqa: E402
+from hgx import options as hopts
+from hgx.experiment import TRAIN_COLUMNS, VALID_COLUMNS, format_tsv, read_tsv
 
 
 def make_runs(root: Path, runs: int = 50, epochs: int = 200, seed: int = 0) -> list[str]:
@@ -115,22 +114,15 @@ def make_runs(root: Path, runs: int = 50, epochs: int = 200, seed: int = 0) -> l
     return names
 
 
-def best_of(fn, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
-
-
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--runs", type=int, default=50)
-    ap.add_argument("--epochs", type=int, default=200)
-    ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--keep", help="make the runs in this directory and keep them")
-    args = ap.parse_args()
+def main(argv=None) -> dict:
+    p = base_parser(__doc__.split("\n\n")[0])
+    p.add_argument("--runs", type=int, default=50)
+    p.add_argument("--epochs", type=int, default=200)
+    p.add_argument("--keep", metavar="DIR", help="make the runs in DIR and keep them")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.runs, args.epochs = min(args.runs, 10), min(args.epochs, 30)
+    repeats = args.repeats or (1 if args.quick else 3)
 
     from hgx import compare as cmp
     from hgx.plots import compare_figure  # noqa: F401  (import time is not what we measure)
@@ -144,40 +136,46 @@ def main() -> int:
         logs = [root / n / f for n in names for f in ("train.log", "valid.log")]
         out = tmp / "compare.png"
         dirs = [str(root / n) for n in names]
-
-        baseline = best_of(lambda: [read_tsv(p) for p in logs], args.repeat)
-        load = best_of(lambda: cmp.load_runs(dirs), args.repeat)
-        table = best_of(lambda: cmp.table_data(cmp.load_runs(dirs)), args.repeat)
-        full = best_of(lambda: cmp.compare(dirs, out=out), args.repeat)
-        anc = best_of(lambda: cmp.compare(dirs, out=out, ancestry=True), args.repeat)
         env = dict(os.environ, MPLBACKEND="Agg")
-        cli = best_of(lambda: subprocess.run(
-            [sys.executable, "-m", "hgx", "compare", str(root), "--out", str(out)],
-            check=True, capture_output=True, env=env, cwd=tmp), args.repeat)
+        steps = {
+            "baseline_read_logs": lambda: [read_tsv(p) for p in logs],
+            "load": lambda: cmp.load_runs(dirs),
+            "load_table": lambda: cmp.table_data(cmp.load_runs(dirs)),
+            "compare": lambda: cmp.compare(dirs, out=out),
+            "compare_ancestry": lambda: cmp.compare(dirs, out=out, ancestry=True),
+            "cli": lambda: subprocess.run(
+                [sys.executable, "-m", "hgx", "compare", str(root), "--out", str(out)],
+                check=True, capture_output=True, env=env, cwd=tmp),
+        }
+        seconds = {k: median(timed(fn, repeats)) for k, fn in steps.items()}
         png_kib = out.stat().st_size / 1024
-
-        rows = [("baseline: read 2x%d logs" % len(names), baseline),
-                ("load runs", load), ("load + table", table),
-                ("compare (load + table + figure + PNG)", full),
-                ("compare --ancestry", anc),
-                ("`hgx compare` in a new process", cli)]
-        print(f"{len(names)} runs x {args.epochs} epochs ({sum(1 for _ in logs)} logs, made in "
-              f"{made:.1f}s); best of {args.repeat}; PNG {png_kib:.0f} KiB")
-        print(f"{'step':<42}{'seconds':>9}{'x baseline':>12}")
-        for label, sec in rows:
-            print(f"{label:<42}{sec:>9.3f}{sec / baseline:>12.1f}")
-        print(json.dumps({"runs": len(names), "epochs": args.epochs, "repeat": args.repeat,
-                          "baseline_read_logs_s": round(baseline, 4),
-                          "load_s": round(load, 4), "load_table_s": round(table, 4),
-                          "compare_s": round(full, 4), "compare_ancestry_s": round(anc, 4),
-                          "cli_s": round(cli, 4),
-                          "compare_over_baseline": round(full / baseline, 1),
-                          "cpu_count": os.cpu_count(), "python": sys.version.split()[0]}))
     finally:
         if not args.keep:
             shutil.rmtree(tmp, ignore_errors=True)
-    return 0
+
+    base = seconds["baseline_read_logs"]
+    labels = {"baseline_read_logs": f"read the {len(logs)} logs  [baseline]",
+              "load": "load runs (options, lineage, state, logs)",
+              "load_table": "load + table",
+              "compare": "compare: load + table + figure + PNG",
+              "compare_ancestry": "compare --ancestry",
+              "cli": "`hgx compare` in a new process"}
+    print(f"{len(names)} runs x {args.epochs} epochs (made in {made:.1f}s); median of "
+          f"{repeats}; PNG {png_kib:.0f} KiB")
+    print(table(["step", "seconds", "x baseline"],
+                [[labels[k], v, ratio(v, base)] for k, v in seconds.items()], digits=3))
+    result = {
+        "benchmark": "compare",
+        "env": environment(),
+        "config": {"runs": len(names), "epochs": args.epochs, "repeats": repeats,
+                   "quick": args.quick, "png_kib": png_kib},
+        "seconds": seconds,
+        "ratio_vs_baseline": {k: ratio(v, base) for k, v in seconds.items()},
+        "target_seconds": 2.0,
+    }
+    result["meets_target"] = bool(seconds["compare"] <= result["target_seconds"])
+    return emit(result, args.json)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
