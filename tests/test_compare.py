@@ -383,3 +383,20 @@ def test_interrupted_save_leaves_no_temporary_file(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         cmp.save_figure(fig, tmp_path / "c.png")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_benchmark_runs_in_its_tiniest_mode(tmp_path, monkeypatch, capsys):
+    """benchmarks/bench_compare.py still works against hgx (no timing is asserted)."""
+    import importlib
+    import sys
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    sys.modules.pop("bench_compare", None)
+    bench = importlib.import_module("bench_compare")
+    result = bench.main(["--quick", "--runs", "4", "--epochs", "6", "--device", "cpu",
+                         "--json", str(tmp_path / "r.json")])
+    assert result["benchmark"] == "compare" and result["config"]["runs"] == 4
+    assert set(result["seconds"]) == {"baseline_read_logs", "load", "load_table", "compare",
+                                      "compare_ancestry", "cli"}
+    assert json.loads((tmp_path / "r.json").read_text())["seconds"] == result["seconds"]
+    assert "JSON: " in capsys.readouterr().out
