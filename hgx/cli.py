@@ -152,10 +152,30 @@ def list_cmd(exp_dir: Optional[str] = ExpDir,
 
 @app.command("show")
 def show_cmd(name: str, exp_dir: Optional[str] = ExpDir,
-             as_json: bool = typer.Option(False, "--json", help="Print JSON.")):
+             as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+             samples: int = typer.Option(0, "--samples", min=0, help="Draw predicted (and "
+                                         "true) skeletons on N validation crops."),
+             heatmaps: bool = typer.Option(False, "--heatmaps", help="Draw one validation "
+                                           "sample's heatmaps."),
+             index: int = typer.Option(0, "--index", min=0, help="Row for --heatmaps."),
+             snapshot: str = typer.Option("best", "--snapshot", help="best, last or a .pt."),
+             out: Optional[str] = typer.Option(None, "--out", help="PNG to write (default "
+                                               "./NAME-samples.png, ./NAME-heatmaps.png).")):
     """One experiment: options, lineage, progress, snapshots and the last log rows."""
     from hgx import workflow
 
+    if samples or heatmaps:
+        from hgx import viz
+        from hgx.experiment import Experiment, exp_root
+
+        path = Experiment.open(exp_root(exp_dir), name).path
+        if samples:
+            written = viz.draw_samples(path, samples, out if not heatmaps else None, snapshot)
+            console.print(f"wrote {written}")
+        if heatmaps:
+            written = viz.draw_heatmaps(path, out if not samples else None, index, snapshot)
+            console.print(f"wrote {written}")
+        return
     info = workflow.show(name, exp_dir)
     if as_json:
         print(json.dumps(info, indent=1, default=str))

@@ -117,16 +117,15 @@ def predict_crops(exp_path, rows: list[int] | None = None, n: int = 8,
 
     from hgx import checkpoint
     from hgx import options as hopts
-    from hgx.data import open_split
+    from hgx.data import open_split, skeleton_for
     from hgx.data import transforms as T
-    from hgx.data.dataset import DATASET_SKELETONS
     from hgx.models import build_model
 
     exp = _experiment(exp_path)
     opts = hopts.Options(**exp.options())
     snap = _snapshot(exp, snapshot)
     data = checkpoint.load(snap)
-    skeleton = DATASET_SKELETONS[opts.dataset]
+    skeleton = skeleton_for(opts, log=log or _stderr)
     model = build_model(opts, skeleton.num_joints)
     try:
         model.load_state_dict(data["model"])

@@ -100,3 +100,16 @@ def test_no_snapshot_yet(hgx, tmp_path):
     exp = Experiment.create(hgx.root, "fresh", hopts.defaults())
     with pytest.raises(HgxError, match="no snapshot yet"):
         viz.draw_samples(exp.path, 2, tmp_path / "s.png")
+
+
+def test_show_samples_and_heatmaps_from_the_cli(hgx, tmp_path):
+    from conftest import TINY, tree_hashes
+
+    assert hgx("new", "v", *TINY, "--epochs", "1")[0] == 0
+    before = tree_hashes(hgx.root / "v")
+    code, out = hgx("show", "v", "--samples", "4", "--out", str(tmp_path / "s.png"))
+    assert code == 0, out
+    code, out = hgx("show", "v", "--heatmaps", "--out", str(tmp_path / "h.png"))
+    assert code == 0, out
+    assert (tmp_path / "s.png").stat().st_size > 0 and (tmp_path / "h.png").stat().st_size > 0
+    assert tree_hashes(hgx.root / "v") == before
