@@ -105,6 +105,7 @@ class PoseDataset:
         self.input_res = opts.input_res
         self.output_res = opts.output_res
         self.opts = opts
+        self._buffers: dict[int, np.ndarray] = {}  # decode targets, reused (per process)
 
     def __len__(self) -> int:
         return len(self.annot)
@@ -129,11 +130,30 @@ class PoseDataset:
         colour = rng.uniform(1 - o.color_aug, 1 + o.color_aug, size=3).astype(np.float32)
         return s, r, flip, colour
 
+    def __getstate__(self):  # worker processes start with empty decode buffers
+        state = self.__dict__.copy()
+        state["_buffers"] = {}
+        return state
+
     def load_image(self, row: int, reduce: int = 1) -> np.ndarray:
+        """Decode (at 1/``reduce`` resolution) into this process's reused array for that size:
+        a fresh 2.7 MB array per photograph costs as much as the decode itself in page faults.
+        The returned array is overwritten by the next call."""
         path = self.image_dir / self.annot.imgname[row]
         flag = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
                 8: cv2.IMREAD_REDUCED_COLOR_8}[reduce]
-        image = cv2.imread(str(path), flag) if path.is_file() else None
+        image = None
+        if path.is_file():
+            buf = self._buffers.get(reduce)
+            if buf is not None:
+                try:
+                    image = cv2.imread(str(path), buf, flag)
+                except (cv2.error, TypeError):  # OpenCV without imread(dst): decode afresh
+                    image = None
+            if image is None:
+                image = cv2.imread(str(path), flag)
+            if image is not None:
+                self._buffers[reduce] = image
         if image is None:
             what = "missing" if not path.is_file() else "unreadable (corrupt?)"
             raise HgxError(f"image {path} ({self.annot.path.name} row {row}) is {what}; restore "
@@ -147,11 +167,12 @@ class PoseDataset:
         if self.augment and rng is not None:
             s, rot, flip, colour = self.augmentation(rng)
             scale *= s
-        # Decode at reduced resolution when the crop is downscaled at least 2x anyway.
+        # Decode at 1/2, 1/4 or 1/8 resolution when the reduced image still has at least
+        # input_res pixels across the crop (the warp then never upsamples).
         side = 200.0 * scale
         reduce = 1
         for f in (8, 4, 2):
-            if side / self.input_res >= 2 * f:
+            if side / self.input_res >= f:
                 reduce = f
                 break
         image = self.load_image(row, reduce)

