@@ -329,11 +329,15 @@ _register_extensions()
 LIST_FLAGS = {o.flag for o in hopts.SCHEMA if o.type is list} | {"--scales"}
 
 
+# The hourglass-pruning fork's names for the residual block's widths: inner (N), outer (M).
+ALIASES = {"--N": "--mid", "--M": "--features"}
+
+
 def _join_list_flags(argv: list[str]) -> list[str]:
-    """`--schedule 60 90` -> `--schedule "60 90"` (click options take one value)."""
+    """`--schedule 60 90` -> `--schedule "60 90"` (click options take one value); aliases."""
     out, i = [], 0
     while i < len(argv):
-        out.append(argv[i])
+        out.append(ALIASES.get(argv[i], argv[i]))
         if argv[i] in LIST_FLAGS:
             values = []
             while i + 1 < len(argv) and _is_number(argv[i + 1]):

@@ -69,7 +69,8 @@ SCHEMA: tuple[Option, ...] = (
     O("features", int, 256, "Channels in the hourglasses.", "model", min=4, arch=True),
     O("modules", int, 1, "Residual modules at each step.", "model", min=1, arch=True),
     O("depth", int, 4, "Hourglass depth (downsamplings).", "model", min=1, max=6, arch=True),
-    O("mid", int, 0, "Bottleneck width of the residual blocks (0 = features/2).", "model",
+    O("mid", int, 0, "Inner (bottleneck) width of the residual blocks, 0 = features/2 "
+      "(the pruning fork's --N; its --M, the outer width, is --features).", "model",
       min=0, arch=True),
     O("stem", str, "original", "Stem: pose-hg-train's original, or bearpaw (pytorch-pose).",
       "model", choices=("original", "bearpaw"), arch=True),
@@ -101,6 +102,8 @@ SCHEMA: tuple[Option, ...] = (
     O("workers", int, 2, "Data-loading worker processes (0 = in the main process).", "run",
       min=0),
     O("device", str, "auto", "Device: auto, cpu, cuda or cuda:N.", "run"),
+    O("compile", bool, False, "torch.compile the model (first steps are slow while it "
+      "compiles).", "run"),
     O("threads", int, 0, "CPU threads for torch (0 = torch's default).", "run", min=0),
     O("nproc", int, 1, "Processes (GPUs) per node: >1 trains with DistributedDataParallel "
       "through torchrun; --batch-size is per process.", "run", min=1),

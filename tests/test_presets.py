@@ -43,3 +43,34 @@ def test_paper_preset_trains_on_an_mpii_layout_directory(hgx):
     assert code == 0, out
     opts = yaml.safe_load((hgx.root / "p" / "options.yaml").read_text())
     assert opts["dataset"] == "mpii" and opts["optimizer"] == "rmsprop"
+
+
+def test_pruning_fork_width_flags(hgx):
+    code, out = hgx("new", "w", *TINY, "--epochs", "1", "--N", "4", "--M", "24")
+    assert code == 0, out
+    opts = yaml.safe_load((hgx.root / "w" / "options.yaml").read_text())
+    assert (opts["mid"], opts["features"]) == (4, 24)
+    import torch
+
+    snap = torch.load(hgx.root / "w" / "snapshots" / "best.pt", weights_only=False)
+    assert snap["model"]["hourglasses.0.up1.0.conv1.weight"].shape[:2] == (4, 24)
+
+
+@pytest.mark.parametrize("peer,stem", [
+    ("princeton_vl_pytorch_stacked_hourglass/checkpoint.pt", "original"),
+    ("bearpaw_pytorch_pose/checkpoint.pth.tar", "bearpaw")])
+def test_downloaded_model_path_new_then_eval(hgx, peer, stem):
+    from conftest import SHARED
+
+    path = SHARED / "fixtures/peer-checkpoints" / peer
+    if not path.is_file():
+        pytest.skip("../shared/fixtures is absent (a user's clone has none)")
+    code, out = hgx("new", "p", "--load-model", str(path), "--epochs", "1", "--train-iters", "1", "--valid-iters", "1",
+                    "--batch-size", "2", "--input-res", "64", "--output-res", "16",
+                    "--workers", "0", "--threads", "1", "--synth-size", "160x120",
+                    "--synth-train", "24", "--synth-valid", "8", "--synth-test", "4")
+    assert code == 0, out
+    opts = yaml.safe_load((hgx.root / "p" / "options.yaml").read_text())
+    assert (opts["stacks"], opts["features"], opts["stem"]) == (2, 64, stem)
+    code, out = hgx("eval", "p", "--json")
+    assert code == 0 and '"Mean"' in out

@@ -25,6 +25,10 @@ class Runtime:
             model = model.to(memory_format=torch.channels_last)
         return model
 
+    def compiled(self, model: torch.nn.Module, enabled: bool) -> torch.nn.Module:
+        """``torch.compile(model)`` when asked; the weights stay those of ``model``."""
+        return torch.compile(model) if enabled else model
+
     def to_device(self, images: torch.Tensor, *rest: torch.Tensor):
         fmt = torch.channels_last if self.channels_last else torch.contiguous_format
         images = images.to(self.device, non_blocking=True, memory_format=fmt)

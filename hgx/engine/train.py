@@ -156,6 +156,7 @@ class Trainer:
                 self.module = self.model
             ids = [self.dist.local_rank] if self.runtime.device.type == "cuda" else None
             self.model = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+        self.model = self.runtime.compiled(self.model, opts.compile)
         self.optimizer = make_optimizer(opts, self.model.parameters())
         if start.optimizer is not None:
             try:
