@@ -60,3 +60,41 @@ def test_custom_dataset_without_attributes_is_refused(hgx, tmp_path):
 def test_prepare_commands_report_missing_files(hgx):
     code, out = hgx("data", "prepare", "lsp", "--joints", "nope.mat", "--images", ".")
     assert code == 1 and "nope.mat" in out
+
+
+@pytest.mark.parametrize("split,count", [("train", 3987), ("valid", 1016)])
+def test_reads_pose_hg_train_flic_annotations(split, count):
+    from conftest import SHARED
+    from hgx.data.dataset import read_annotations
+    from hgx.data.joints import FLIC
+
+    path = SHARED / "data/flic/annot" / f"{split}.h5"
+    if not path.is_file():
+        pytest.skip("../shared/data is absent (a user's clone has none)")
+    annot = read_annotations(path, FLIC.num_joints)
+    assert len(annot) == count and annot.part.shape == (count, 11, 2)
+    assert annot.present.mean() > 0.9
+
+
+def test_reads_the_real_mpii_valid_h5():
+    from conftest import SHARED
+    from hgx.data.dataset import read_annotations
+
+    path = SHARED / "data/mpii/annot/valid.h5"
+    if not path.is_file():
+        pytest.skip("../shared/data is absent (a user's clone has none)")
+    annot = read_annotations(path, 16)
+    assert len(annot) == 2958 and annot.imgname[0] == "005808361.jpg"
+    assert np.isfinite(annot.normalize).all()
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+def test_other_optimizers_train(hgx, optimizer):
+    code, out = hgx("new", optimizer, *TINY, "--epochs", "1", "--optimizer", optimizer,
+                    "--lr", "1e-3", "--momentum", "0.9")
+    assert code == 0, out
+    import torch
+
+    snap = torch.load(hgx.root / optimizer / "snapshots" / "best.pt", weights_only=False)
+    state = next(iter(snap["optimizer"]["state"].values()))
+    assert ("exp_avg" in state) if optimizer == "adam" else ("momentum_buffer" in state)
