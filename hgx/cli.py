@@ -241,6 +241,29 @@ def data_synth(directory: str = typer.Argument(..., help="Output directory (new 
                   f"({info['train']}/{info['valid']}/{info['test']} people) to {info['dir']}")
 
 
+@data_app.command("cache")
+def data_cache(data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Dataset "
+                                                      "directory (default: --dataset's)."),
+               dataset: str = typer.Option("synthetic", "--dataset"),
+               input_res: int = typer.Option(256, "--input-res", min=16),
+               scale_aug: float = typer.Option(0.25, "--scale-aug", min=0),
+               splits: str = typer.Option("train,valid", "--splits")):
+    """Store each person's region once, so epochs never decode whole photographs
+    (train with --crop-cache)."""
+    from hgx.data import data_dir as find_data
+    from hgx.data.cache import build
+
+    opts = hopts.resolve(None, None, {k: hopts.coerce(k, v) for k, v in
+                                      {"data_dir": data_dir, "dataset": dataset,
+                                       "input_res": input_res, "scale_aug": scale_aug}.items()
+                                      if v is not None})
+    root = find_data(opts)
+    with console.status("caching") as status:
+        out = build(root, opts, tuple(s for s in splits.split(",") if s),
+                    progress=lambda sp, d, t: status.update(f"caching {sp} {d}/{t}"))
+    console.print(f"wrote the crop cache {out}; train with --crop-cache --data-dir {root}")
+
+
 def _prepared(summary: dict) -> None:
     splits = ", ".join(f"{k} {v}" for k, v in summary.get("splits", {}).items())
     skipped = {k: v for k, v in summary.get("skipped", {}).items() if v}

@@ -49,6 +49,8 @@ SCHEMA: tuple[Option, ...] = (
     O("synth_valid", int, 200, "Synthetic dataset: validation people.", "data", min=1),
     O("synth_test", int, 200, "Synthetic dataset: test people.", "data", min=1),
     O("synth_seed", int, 0, "Synthetic dataset: generator seed.", "data", min=0),
+    O("crop_cache", bool, False, "Read people's regions from the crop cache (`hgx data "
+      "cache`) instead of decoding whole photographs.", "data"),
     O("input_res", int, 256, "Network input resolution (px).", "data", min=16, arch=False),
     O("output_res", int, 64, "Heatmap resolution (px); input-res / 4 for the hourglass.",
       "data", min=4),

@@ -47,4 +47,15 @@ def open_split(opts, split: str, augment: bool = False, log=print) -> PoseDatase
     root = data_dir(opts, log)
     skeleton = skeleton_for(opts, log)
     annot = read_annotations(root / "annot" / f"{split}.h5", skeleton.num_joints)
-    return PoseDataset(annot, root / "images", skeleton, opts, augment=augment, seed=opts.seed)
+    dataset = PoseDataset(annot, root / "images", skeleton, opts, augment=augment,
+                          seed=opts.seed)
+    if getattr(opts, "crop_cache", False):
+        from hgx.data.cache import cache_dir, load_index
+
+        index = load_index(root, split, opts)
+        if index is None:
+            raise HgxError(f"--crop-cache: no crop cache for {split} at input-res "
+                           f"{opts.input_res} in {root}; build it with `hgx data cache "
+                           f"--data-dir {root} --input-res {opts.input_res}` (or drop the flag)")
+        dataset.use_cache(cache_dir(root, opts.input_res) / split, *index)
+    return dataset

@@ -106,6 +106,11 @@ class PoseDataset:
         self.output_res = opts.output_res
         self.opts = opts
         self._buffers: dict[int, np.ndarray] = {}  # decode targets, reused (per process)
+        self.cache = None  # (dir, origin (N,2), factor (N,)) when reading from a crop cache
+
+    def use_cache(self, directory: Path, origin: np.ndarray, factor: np.ndarray) -> None:
+        """Read people's regions from a crop cache (hgx.data.cache) instead of the photos."""
+        self.cache = (Path(directory), origin, factor)
 
     def __len__(self) -> int:
         return len(self.annot)
@@ -175,9 +180,19 @@ class PoseDataset:
             if side / self.input_res >= f:
                 reduce = f
                 break
-        image = self.load_image(row, reduce)
         m_in = T.crop_matrix(center, scale, rot, self.input_res)
-        m_img = m_in @ np.diag([reduce, reduce, 1.0]) if reduce > 1 else m_in
+        if self.cache is not None:
+            directory, origin, factor = self.cache
+            image = cv2.imread(str(directory / f"{row}.jpg"), cv2.IMREAD_COLOR)
+            if image is None:
+                raise HgxError(f"crop cache file {directory / f'{row}.jpg'} is missing or "
+                               "corrupt; rebuild the cache with `hgx data cache`")
+            f = factor[row]  # cached px -> image px: x = origin + x_c / f
+            m_img = m_in @ np.array([[1 / f, 0, origin[row][0]], [0, 1 / f, origin[row][1]],
+                                     [0, 0, 1.0]])
+        else:
+            image = self.load_image(row, reduce)
+            m_img = m_in @ np.diag([reduce, reduce, 1.0]) if reduce > 1 else m_in
         crop = T.warp(image, m_img, self.input_res)[:, :, ::-1]  # BGR -> RGB
         m_hm = T.crop_matrix(center, scale, rot, self.output_res)
         joints = T.apply(m_hm, self.annot.part[row])
