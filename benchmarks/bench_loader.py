@@ -8,30 +8,32 @@ samples' files, in one process (what one DataLoader worker does) and in N worker
 (N = cpu count) through hgx's own ``make_loader`` / ``EpochSampler`` / ``collate``:
 
 baselines
-  ``imread``             bare ``cv2.imread(path)``, full resolution: THE baseline of every ratio
-  ``imread_buffer``      ``cv2.imread(path, buf)`` into one reused array (the decoder without the
-                         page faults of a fresh 2.7 MB output array per call)
-  ``imread_reduced_2``   ``cv2.imread(path, IMREAD_REDUCED_COLOR_2)``
-hgx today
-  ``hgx``                ``PoseDataset(..., augment=True)[(row, epoch, pos)]``: decode, crop/scale/
-                         rotate/flip, colour, heatmaps, exactly what training gets
-what-ifs (changes dataset.py or the worker set-up could make; same samples, same outputs)
-  ``hgx_malloc``         hgx as it is, in a process where glibc malloc keeps freed big blocks
-                         (``mallopt(M_MMAP_THRESHOLD, 64 MiB)``, ``mallopt(M_TRIM_THRESHOLD, 256 MiB)``)
-  ``wi_buffer``          decode into a reused per-worker buffer, per decode size
-  ``wi_reduced``         decode at 1/f resolution whenever the reduced image still has at least
-                         ``input_res`` pixels across the crop (today: only when it has 2x that)
-  ``wi_all``             buffer + reduced + compact output: a uint8 HWC crop and joint coordinates
-                         leave the worker; /255, colour and heatmaps are left to the consumer
+  ``imread``            bare ``cv2.imread(path)``, full resolution: THE baseline of the target
+  ``imread_buffer``     ``cv2.imread(path, buf)`` into one reused array: the decoder alone, without
+                        the page faults of a fresh 2.7 MB output array per call
+  ``imread_reduced_2``  ``cv2.imread(path, IMREAD_REDUCED_COLOR_2)``
+hgx
+  ``hgx``               ``PoseDataset(..., augment=True)[(row, epoch, pos)]``: decode, crop/scale/
+                        rotate/flip, colour, heatmaps, exactly what training gets
+  ``hgx_malloc``        the same in a process where glibc keeps freed big blocks, as hgx's
+                        Trainer sets it up with --workers 0 (``train.keep_big_blocks``); 1 process
+                        only: hgx's ``_worker_init`` does it in every worker already
+what-if (a change dataset.py could make; same samples)
+  ``wi_compact``        the sample leaves the worker as a uint8 HWC crop plus joint coordinates
+                        (197 KB instead of 1049 KB); /255, colour and heatmaps are left to the
+                        consumer (the GPU, or the main process)
 
 Then it breaks one sample's time into stages (augment, decode, warp, labels, to_tensor, colour,
 heatmaps, meta) with a step-by-step copy of ``PoseDataset.sample`` that is checked to return
-exactly what the real one returns.
+exactly what the real one returns ("mirrors_dataset"; when false, dataset.py changed and the
+copy needs updating).
 
 Ratios are paired: each repeat runs every pipeline once, the ratio is taken within the repeat,
 and the median over repeats is reported (the machine's load changes between repeats). cv2 runs
 single-threaded (``cv2.setNumThreads(1)``) as in hgx's DataLoader workers. The issue's target:
-hgx >= 0.9x the bare full-resolution ``imread`` rate, per worker.
+hgx >= 0.9x the bare full-resolution ``imread`` rate, per worker. NB: in N workers the baselines
+run under hgx's ``_worker_init`` too, which keeps big blocks: there ``imread`` decodes almost
+without page faults, i.e. about as fast as ``imread_buffer``.
 """
 from __future__ import annotations
 
@@ -82,21 +84,19 @@ def tune_malloc(tuned: bool = True) -> bool:
         return False
 
 
-# -- the step-by-step copy of PoseDataset.sample, with the what-if switches --------------------
-@dataclass
+# -- the step-by-step copy of PoseDataset.sample, with the what-if switch ----------------------
+@dataclass(frozen=True)
 class Rule:
-    min_oversample: float = 2.0   # reduce by f when the crop box spans >= this * f * input_res
-    reuse_buffer: bool = False    # decode into a reused array per decode size
-    compact: bool = False         # return (uint8 HWC crop, joints (J,3) x y present, meta)
+    compact: bool = False  # return (uint8 HWC crop, joints (J,3) = x y present, meta)
 
 
 TODAY = Rule()
-WHAT_IFS = {"wi_buffer": Rule(reuse_buffer=True), "wi_reduced": Rule(min_oversample=1.0),
-            "wi_all": Rule(min_oversample=1.0, reuse_buffer=True, compact=True)}
+WHAT_IFS = {"wi_compact": Rule(compact=True)}
 
 
-def sample_in_stages(ds, key, times: dict, rule: Rule = TODAY, buffers: dict | None = None):
-    """``ds[key]`` one stage at a time, adding each stage's seconds to ``times``."""
+def sample_in_stages(ds, key, times: dict, rule: Rule = TODAY):
+    """``ds[key]`` one stage at a time, adding each stage's seconds to ``times``. Returns the
+    sample and the decode reduction used."""
     from hgx.data import transforms as T
 
     row, epoch, pos = key
@@ -113,21 +113,12 @@ def sample_in_stages(ds, key, times: dict, rule: Rule = TODAY, buffers: dict | N
     s, rot, flip, colour = ds.augmentation(rng)
     scale *= s
     side, reduce = 200.0 * scale, 1
-    for f in (8, 4, 2):
-        if side / ds.input_res >= rule.min_oversample * f:
+    for f in (8, 4, 2):  # 1/f decode while the reduced image still covers the crop at input_res
+        if side / ds.input_res >= f:
             reduce = f
             break
     lap("augment")
-    if rule.reuse_buffer and buffers is not None:
-        path, buf = str(ds.image_dir / ds.annot.imgname[row]), buffers.get(reduce)
-        try:
-            image = cv2.imread(path, buf, FLAGS[reduce]) if buf is not None else None
-        except cv2.error:  # another size: decode afresh, keep that array for next time
-            image = None
-        if image is None:
-            image = buffers[reduce] = ds.load_image(row, reduce)
-    else:
-        image = ds.load_image(row, reduce)
+    image = ds.load_image(row, reduce)  # into the dataset's reused buffer for that size
     lap("decode")
     m_in = T.crop_matrix(center, scale, rot, ds.input_res)
     m_img = m_in @ np.diag([reduce, reduce, 1.0]) if reduce > 1 else m_in
@@ -163,39 +154,27 @@ def sample_in_stages(ds, key, times: dict, rule: Rule = TODAY, buffers: dict | N
 
 
 def mirrors_dataset(ds, keys) -> bool:
-    """True when the staged copy (today's rule, and the buffer what-if) returns exactly what
-    PoseDataset returns."""
-    buffers = {}
+    """True when the staged copy returns exactly what PoseDataset returns."""
     for key in keys:
-        a = ds[key]
-        for b in (sample_in_stages(ds, key, {}), sample_in_stages(
-                ds, key, {}, WHAT_IFS["wi_buffer"], buffers)):
-            if not (np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
-                    and np.allclose(a[2]["hm_to_image"], b[2]["hm_to_image"])):
-                return False
+        a, b = ds[key], sample_in_stages(ds, key, {})
+        if not (np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+                and np.allclose(a[2]["hm_to_image"], b[2]["hm_to_image"])):
+            return False
     return True
 
 
-# -- datasets for the DataLoader: what-ifs and the decode-only baselines -----------------------
+# -- datasets for the DataLoader: the what-if and the decode-only baselines --------------------
 class WhatIf:
-    """Serves ``sample_in_stages`` under a rule; ``malloc`` tunes malloc in whichever process
-    (worker) first uses it."""
+    """Serves ``sample_in_stages`` under a what-if rule."""
 
-    def __init__(self, ds, rule: Rule = TODAY, malloc: bool = False):
-        self.ds, self.rule, self.malloc = ds, rule, malloc
-        self.buffers: dict = {}
-        self.tuned_pid = None
+    def __init__(self, ds, rule: Rule):
+        self.ds, self.rule = ds, rule
 
     def __len__(self):
         return len(self.ds)
 
     def __getitem__(self, key):
-        if self.malloc and self.tuned_pid != os.getpid():
-            tune_malloc()
-            self.tuned_pid = os.getpid()
-        if self.rule == TODAY:
-            return self.ds[key]
-        return sample_in_stages(self.ds, key, {}, self.rule, self.buffers)[:3]
+        return sample_in_stages(self.ds, key, {}, self.rule)[:3]
 
 
 class DecodeOnly:
@@ -295,14 +274,13 @@ def main(argv=None) -> dict:
 
     datasets = {"imread": DecodeOnly(ds), "imread_buffer": DecodeOnly(ds, reuse_buffer=True),
                 "imread_reduced_2": DecodeOnly(ds, reduce=2), "hgx": ds,
-                "hgx_malloc": WhatIf(ds, malloc=True),
                 **{name: WhatIf(ds, rule) for name, rule in WHAT_IFS.items()}}
 
-    # 1. one process, pipelines interleaved. The malloc what-if is process-wide: it runs in a
-    #    forked child that switches malloc to default for its own imread pass and to tuned for
-    #    the hgx pass, in each repeat
-    in_process = {k: v.__getitem__ for k, v in datasets.items() if k != "hgx_malloc"}
-    rates1 = one_process_rates(in_process, keys, args.repeats)
+    # 1. one process, pipelines interleaved. The malloc set-up is process-wide: hgx_malloc runs
+    #    in a forked child that switches malloc to glibc's defaults for its own baseline passes
+    #    and to "keep big blocks" for the hgx pass, in each repeat
+    rates1 = one_process_rates({k: v.__getitem__ for k, v in datasets.items()}, keys,
+                               args.repeats)
     child = in_forked_child(lambda: tune_malloc(False) and one_process_rates(
         {"imread": datasets["imread"].__getitem__,
          "imread_buffer": datasets["imread_buffer"].__getitem__,
@@ -312,7 +290,8 @@ def main(argv=None) -> dict:
     # 2. N worker processes through hgx's make_loader
     n = max(1, args.workers)
     batches = max(2, args.samples // args.batch)
-    many = {k: v for k, v in datasets.items() if k != "imread_reduced_2"}
+    many = {k: v for k, v in datasets.items() if k != "imread_reduced_2"}  # workers keep big
+    # blocks already (hgx's _worker_init): no hgx_malloc here
     ratesn = {name: [] for name in many}
     for r in range(args.repeats):
         for name, dataset in many.items():
@@ -322,15 +301,17 @@ def main(argv=None) -> dict:
     mirrors = mirrors_dataset(ds, keys[:8])
     stages = {}
     for name, rule in {"hgx": TODAY, **WHAT_IFS}.items():
-        per_pass, buffers = [], {}
+        per_pass = []
         for _ in range(args.repeats):
             times = {}
-            reduces = [sample_in_stages(ds, k, times, rule, buffers)[3] for k in keys]
+            reduces = [sample_in_stages(ds, k, times, rule)[3] for k in keys]
             per_pass.append(times)
         ms = {s: 1000 * median([t.get(s, 0.0) for t in per_pass]) / len(keys) for s in STAGES}
         total = sum(ms.values())
+        image, heatmaps, _, _ = sample_in_stages(ds, keys[0], {}, rule)
         stages[name] = {"ms": ms, "total_ms": total, "share": {s: ms[s] / total for s in STAGES},
-                        "reduced_decode_share": 1 - reduces.count(1) / len(reduces)}
+                        "reduced_decode_share": 1 - reduces.count(1) / len(reduces),
+                        "bytes_out_per_sample": int(image.nbytes + heatmaps.nbytes)}
 
     def summary(rates):
         """Median rates, and ratios paired within each repeat against both baselines."""
@@ -376,10 +357,8 @@ LABELS = {"imread": "bare cv2.imread, full res  [baseline]",
           "imread_buffer": "cv2.imread into reused buffer",
           "imread_reduced_2": "cv2.imread REDUCED_COLOR_2",
           "hgx": "hgx training sample (today)",
-          "hgx_malloc": "what-if: malloc keeps big blocks",
-          "wi_buffer": "what-if: decode into reused buffer",
-          "wi_reduced": "what-if: reduced decode when covered",
-          "wi_all": "what-if: buffer + reduced + compact"}
+          "hgx_malloc": "hgx, glibc keeps big blocks",
+          "wi_compact": "what-if: compact sample out"}
 
 
 def report(r: dict) -> None:
@@ -412,7 +391,9 @@ def report(r: dict) -> None:
     rows.append(["total", b["hgx"]["total_ms"], 100.0, *(b[k]["total_ms"] for k in cols[1:])])
     rows.append(["reduced decodes %", 100 * b["hgx"]["reduced_decode_share"], None,
                  *(100 * b[k]["reduced_decode_share"] for k in cols[1:])])
-    print(table(["stage", "today", "% today", "wi_buffer", "wi_reduced", "wi_all"], rows))
+    rows.append(["KB out per sample", b["hgx"]["bytes_out_per_sample"] / 1000, None,
+                 *(b[k]["bytes_out_per_sample"] / 1000 for k in cols[1:])])
+    print(table(["stage", "hgx", "% hgx", *cols[1:]], rows))
 
 
 if __name__ == "__main__":

@@ -233,7 +233,7 @@ def main(argv=None) -> dict:
         seconds = {v: [] for v in variants}
         for _ in range(args.repeats):
             for v, run in runs.items():
-                seconds[v] += timed(lambda: run.steps(args.steps), 1, 0, device)
+                seconds[v] += timed(lambda r=run: r.steps(args.steps), 1, 0, device)
         for v in variants:
             rates = [args.steps * args.batch / s for s in seconds[v]]
             base = [args.steps * args.batch / s for s in seconds["fp32"]]
@@ -244,7 +244,8 @@ def main(argv=None) -> dict:
                 "tflops": flops_step * ips / 1e12,
                 "pct_of_peak": 100 * flops_step * ips / 1e12 / args.peak_tflops
                 if device.type == "cuda" else None,
-                "loss_finite": bool(torch.isfinite(runs[v].loss).item())})
+                "loss_finite": bool(torch.isfinite(runs[v].loss).item()),
+                "rates": rates})
         del runs, run
         gc.collect()
         if device.type == "cuda":
