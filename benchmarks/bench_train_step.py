@@ -33,7 +33,6 @@ import time
 from collections import Counter
 
 import torch
-import torch._dynamo
 import torch.nn.functional as F
 
 from common import (base_parser, emit, environment, median, peak_memory_mib, pick_device, ratio,
@@ -189,12 +188,14 @@ def main(argv=None) -> dict:
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-    torch._dynamo.config.cache_size_limit = max(64, torch._dynamo.config.cache_size_limit)
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     if "fp32" not in variants:
         variants.insert(0, "fp32")
-    for v in variants:
-        parse_variant(v)
+    compiling = any("compile" in parse_variant(v) for v in variants)
+    if compiling:  # one compiled model per variant: let dynamo keep them all
+        import torch._dynamo as dynamo  # (binds only "dynamo": torch stays the module's)
+
+        dynamo.config.cache_size_limit = max(64, dynamo.config.cache_size_limit)
 
     models = {}
     for spec in args.models.split(","):
@@ -211,7 +212,8 @@ def main(argv=None) -> dict:
         # build and warm every variant (its own memory: peak minus what was there before)
         runs = {}
         for v in variants:
-            gc.collect()
+            if device.type == "cuda":
+                gc.collect()
             sync(device)
             before = torch.cuda.memory_allocated(device) if device.type == "cuda" else 0
             reset_peak_memory(device)
@@ -247,10 +249,11 @@ def main(argv=None) -> dict:
                 "loss_finite": bool(torch.isfinite(runs[v].loss).item()),
                 "rates": rates})
         del runs, run
-        gc.collect()
         if device.type == "cuda":
+            gc.collect()
             torch.cuda.empty_cache()
-        torch._dynamo.reset()
+        if compiling:
+            dynamo.reset()
 
         if args.roofline:
             print(f"{name}: timing the conv roofline...", flush=True)

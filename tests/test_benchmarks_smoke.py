@@ -52,6 +52,7 @@ def test_bench_loader(bench, tmp_path, capsys):
     assert r["one_process"]["ratio_hgx_malloc_vs_imread"] > 0
     b = r["breakdown"]
     assert b["mirrors_dataset"] is True  # the staged copy still matches PoseDataset.sample
+    assert 0 < b["crop_bbox_area_share"] <= 1
     for name in ("hgx", "wi_compact"):
         assert set(b[name]["ms"]) == {"augment", "decode", "warp", "labels", "to_tensor",
                                       "colour", "heatmaps", "meta"}
