@@ -196,3 +196,21 @@ def test_untrained_network_scores_near_zero(hgx):
     a = ds.annot
     result = pckh(out.preds, GroundTruth(a.part, ~a.present, a.normalize, "mpii"))
     assert result["Mean"] < 10
+
+
+def test_generation_then_loader_workers_in_one_process_does_not_hang(tmp_path):
+    """Regression: generating the synthetic set in-process started cv2's thread pool, and the
+    forked loader worker then hung for ever in cv2.setNumThreads (the demo's path)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "HGX_EXP_DIR": str(tmp_path / "exp"),
+           "HGX_CACHE_DIR": str(tmp_path / "cache")}
+    args = ["--stacks", "1", "--features", "16", "--depth", "2", "--input-res", "64",
+            "--output-res", "16", "--train-iters", "2", "--valid-iters", "1", "--batch-size", "2",
+            "--epochs", "1", "--workers", "1", "--threads", "1", "--synth-size", "480x360",
+            "--synth-train", "200", "--synth-valid", "20", "--synth-test", "20"]
+    proc = subprocess.run([sys.executable, "-m", "hgx", "new", "g", *args], env=env,
+                          capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stdout + proc.stderr

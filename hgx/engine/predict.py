@@ -65,6 +65,10 @@ def predict(model, dataset: PoseDataset, runtime: Runtime, batch: int = 8, flip:
     flip_index = dataset.skeleton.flip_index()
     all_preds, all_scores, all_rows = [], [], []
     loaders = []
+    if workers > 0:
+        from hgx.engine.train import fork_safe
+
+        fork_safe()
     for s in scales:
         view = PoseDataset(dataset.annot, dataset.image_dir, dataset.skeleton, dataset.opts,
                            augment=False, seed=dataset.seed, scale_mult=s)

@@ -120,7 +120,18 @@ def _worker_init(_):
     keep_big_blocks()
 
 
+def fork_safe() -> None:
+    """Call before forking loader workers. cv2's thread pool, once started in this process (the
+    synthetic generator starts it), cannot be reconfigured in a forked child: the worker hangs.
+    With one cv2 thread in the parent, children never touch that pool."""
+    import cv2
+
+    cv2.setNumThreads(1)
+
+
 def make_loader(dataset, sampler, batch: int, workers: int, runtime: Runtime):
+    if workers > 0:
+        fork_safe()
     return torch.utils.data.DataLoader(
         dataset, batch_size=batch, sampler=sampler, num_workers=workers, collate_fn=collate,
         pin_memory=runtime.device.type == "cuda", persistent_workers=workers > 0,
