@@ -150,7 +150,9 @@ class PoseDataset:
         image = None
         if path.is_file():
             buf = self._buffers.get(reduce)
-            if buf is not None:
+            # imread into a buffer returns the buffer's old pixels for a file it cannot read:
+            # only files OpenCV recognises go that way (the plain path reports the others).
+            if buf is not None and cv2.haveImageReader(str(path)):
                 try:
                     image = cv2.imread(str(path), buf, flag)
                 except (cv2.error, TypeError):  # OpenCV without imread(dst): decode afresh
