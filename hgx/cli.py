@@ -8,7 +8,7 @@ from __future__ import annotations
 import inspect
 import json
 import sys
-from typing import Any, Optional
+from typing import Optional
 
 import typer
 from rich.console import Console

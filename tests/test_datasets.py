@@ -1,7 +1,6 @@
 """Datasets beyond the built-in ones train end to end: a custom h5 with its own joints."""
 from __future__ import annotations
 
-import shutil
 
 import h5py
 import numpy as np

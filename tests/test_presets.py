@@ -1,7 +1,6 @@
 """Presets: each is a commented YAML of options that differ from the defaults, and trains."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 import yaml

@@ -845,7 +845,7 @@ def _draw_torso(img, labels, person: Person, label_base: int, shade) -> None:
 
 def _draw_head(img, labels, person: Person, label_base: int) -> None:
     """Head ellipse; a face when facing the camera, the back of the hair otherwise."""
-    b, H = person.body, person.height_px
+    b = person.body
     neck, top = person.joints[NECK], person.joints[HEAD_TOP]
     axis = top - neck
     length = np.hypot(*axis)

@@ -23,7 +23,6 @@ from hgx.data import transforms as T
 from hgx.engine.device import Runtime, setup_runtime
 from hgx.engine.distributed import from_env
 from hgx.engine.progress import Progress
-from hgx.errors import HgxError
 from hgx.experiment import Experiment
 from hgx.models import build_model
 

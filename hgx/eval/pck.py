@@ -204,7 +204,7 @@ def pckh(
     r_lt, r_le = _rates(h_lt, counts)[0], _rates(h_le, counts)[0]
     c_lt, _ = _hits(dist, valid, thresholds, strict=True)
     c_le, _ = _hits(dist, valid, thresholds, strict=False)
-    cr_lt, cr_le = _rates(c_lt, counts), _rates(c_le, counts)
+    cr_lt = _rates(c_lt, counts)
 
     eval14 = _idx(skel, MPII_EVAL_JOINTS)
     result: dict = {}
