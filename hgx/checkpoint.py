@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from hgx.errors import HgxError
+from hgx.errors import HgxError, UsageError
 from hgx.experiment import Experiment, _fsync_dir
 
 FORMAT = "hgx-snapshot"
@@ -78,3 +78,36 @@ def latest_good(exp: Experiment, warn=print) -> tuple[Path | None, dict | None]:
             warn(f"warning: resuming from {path.name} instead of {named.name}")
         return path, data
     return None, None
+
+
+def select(exp: Experiment, which: str = "last", warn=print,
+           best_falls_back: bool = False) -> tuple[Path, dict]:
+    """One snapshot of ``exp``, loaded: ``best``, ``last`` (the newest loadable, falling back
+    past damaged ones), an epoch number (a kept end-of-epoch snapshot) or a path to a file.
+    ``best_falls_back``: take the latest when no best exists yet."""
+    which = str(which)
+    if which == "best":
+        path = exp.resolve_path(exp.state().get("best_snapshot"))
+        if path is not None and path.is_file():
+            return path, load(path)
+        if not best_falls_back:
+            raise HgxError(f"{exp.name} has no best snapshot yet; use its latest (last)")
+        which = "last"
+    if which == "last":
+        path, data = latest_good(exp, warn=warn)
+        if data is None:
+            raise HgxError(f"{exp.name} has no snapshot yet; train it first (`hgx continue "
+                           f"{exp.name}`)")
+        return path, data
+    if which.isdigit():
+        path = exp.snapshot_path(int(which))
+        if not path.is_file():
+            kept = ", ".join(map(str, exp.kept_epochs())) or "none"
+            raise HgxError(f"{exp.name} has no snapshot of epoch {int(which)}; kept epochs: "
+                           f"{kept} (or best, last)")
+        return path, load(path)
+    path = Path(which)
+    if not path.is_file():
+        raise UsageError(f"snapshot {which!r}: expected best, last, an epoch number or a "
+                         "snapshot file")
+    return path, load(path)

@@ -412,6 +412,15 @@ class Experiment:
     def snapshot_files(self) -> list[Path]:
         return sorted(self.snapshots.glob("epoch-*.pt"))
 
+    @staticmethod
+    def epoch_end(path: Path) -> int | None:
+        """The epoch an end-of-epoch snapshot (epoch-NNNN.pt) closes; None for mid-epoch ones."""
+        parts = Path(path).stem.split("-")
+        return int(parts[1]) if len(parts) == 2 else None
+
+    def kept_epochs(self) -> list[int]:
+        return [e for e in map(self.epoch_end, self.snapshot_files()) if e is not None]
+
     def remove_stale_temporaries(self) -> list[Path]:
         """Temporary files (``.NAME.tmp-PID``) of writers that died mid-write (kill -9)."""
         removed = []

@@ -87,28 +87,6 @@ def _experiment(exp_path):
     return Experiment(path)
 
 
-def _snapshot(exp, snapshot: str) -> Path:
-    """'best' (falls back to the latest when none is kept), 'last', or a path to a .pt."""
-    state = exp.state()
-    if snapshot not in ("best", "last"):
-        path = Path(snapshot)
-        if not path.is_file():
-            raise UsageError(f"snapshot {snapshot!r}: expected best, last or a snapshot file")
-        return path
-    if snapshot == "best":
-        best = exp.resolve_path(state.get("best_snapshot"))
-        if best is not None and best.is_file():
-            return best
-    last = exp.resolve_path(state.get("last_snapshot"))
-    if last is not None and last.is_file():
-        return last
-    files = exp.snapshot_files()
-    if files:
-        return files[-1]
-    raise HgxError(f"{exp.name} has no snapshot yet; train it first (`hgx continue "
-                   f"{exp.name}`)")
-
-
 def predict_crops(exp_path, rows: list[int] | None = None, n: int = 8,
                   snapshot: str = "best", split: str = "valid", log=None) -> Predicted:
     """Run the experiment's model on ``rows`` of ``split`` (default: ``n`` rows spread over
@@ -123,8 +101,7 @@ def predict_crops(exp_path, rows: list[int] | None = None, n: int = 8,
 
     exp = _experiment(exp_path)
     opts = hopts.Options(**exp.options())
-    snap = _snapshot(exp, snapshot)
-    data = checkpoint.load(snap)
+    snap, data = checkpoint.select(exp, snapshot, warn=log or _stderr, best_falls_back=True)
     skeleton = skeleton_for(opts, log=log or _stderr)
     model = build_model(opts, skeleton.num_joints)
     try:

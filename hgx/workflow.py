@@ -229,23 +229,8 @@ def branch(old: str, new_name: str, typed_raw: dict, from_epoch: int | None = No
     stored = parent.options()
     typed = typed_options(typed_raw)
     _refuse_arch_change(stored, typed, "branch")
-    if from_best:
-        src = parent.resolve_path(parent.state().get("best_snapshot"))
-        if src is None or not src.is_file():
-            raise HgxError(f"{old} has no best snapshot yet; branch from its latest instead")
-        data = checkpoint.load(src)
-    elif from_epoch is not None:
-        src = parent.snapshot_path(from_epoch)
-        if not src.is_file():
-            kept = [int(p.stem.split("-")[1]) for p in parent.snapshot_files()
-                    if len(p.stem.split("-")) == 2]
-            raise HgxError(f"{old} has no snapshot of epoch {from_epoch}; kept epochs: "
-                           f"{', '.join(map(str, kept)) or 'none'} (or --from best)")
-        data = checkpoint.load(src)
-    else:
-        src, data = checkpoint.latest_good(parent, warn=log)
-        if data is None:
-            raise HgxError(f"{old} has no snapshot to branch from yet; train it first")
+    which = "best" if from_best else str(from_epoch) if from_epoch is not None else "last"
+    src, data = checkpoint.select(parent, which, warn=log)
     opts = hopts.resolve(None, stored, typed)
     _check_run(opts)
     _check_data(opts, log)

@@ -25,33 +25,6 @@ class Loaded:
     source: str         # the file the weights came from
 
 
-def snapshot_file(exp: Experiment, which: str) -> Path:
-    """best | last | EPOCH -> the snapshot file of an experiment."""
-    state = exp.state()
-    if which == "best":
-        path = exp.resolve_path(state.get("best_snapshot"))
-        if path is None or not path.is_file():
-            raise HgxError(f"{exp.name} has no best snapshot yet; use --snapshot last")
-        return path
-    if which == "last":
-        path, _ = checkpoint.latest_good(exp)
-        if path is None:
-            raise HgxError(f"{exp.name} has no snapshot yet; train it first")
-        return path
-    try:
-        epoch = int(which)
-    except ValueError:
-        raise UsageError(f"--snapshot: expected best, last or an epoch number, got {which!r}") \
-            from None
-    path = exp.snapshot_path(epoch)
-    if not path.is_file():
-        kept = [p.stem.split("-")[1].lstrip("0") for p in exp.snapshot_files()
-                if len(p.stem.split("-")) == 2]
-        raise HgxError(f"{exp.name} has no snapshot of epoch {epoch}; kept: "
-                       f"{', '.join(kept) or 'none'}, best, last")
-    return path
-
-
 def load_model_for(exp: Experiment | None, which: str = "best", load_model: str = "",
                    overrides: dict | None = None) -> Loaded:
     """The model and options to predict with. ``overrides``: data options typed by the user."""
@@ -74,10 +47,8 @@ def load_model_for(exp: Experiment | None, which: str = "best", load_model: str 
     else:
         if exp is None:
             raise UsageError("give an experiment NAME or --load-model PATH")
-        if which == "best" and not exp.state().get("best_snapshot"):
-            which = "last"
-        path = snapshot_file(exp, which)
-        state_dict = checkpoint.load(path)["model"]
+        path, data = checkpoint.select(exp, which, best_falls_back=True)
+        state_dict = data["model"]
         opts = hopts.resolve(None, exp.options(), overrides)
     runtime = setup_runtime(opts)
     model = build_model(opts, skeleton_for(opts).num_joints)
@@ -90,14 +61,14 @@ def ground_truth(annot, skeleton, rows=None):
     """Annotations as an evaluation ground truth (PCKh head unit or torso size)."""
     from hgx.eval import GroundTruth
 
+    from hgx.eval.io import torso_norm
+
     rows = np.arange(len(annot)) if rows is None else rows
     part, missing, norm = annot.part[rows], ~annot.present[rows], annot.normalize[rows]
     if skeleton.pck_norm == "head":
         norm = np.where(norm > 0, norm, np.nan)
     else:
-        i, j = skeleton.torso
-        norm = np.linalg.norm(part[:, i] - part[:, j], axis=-1)
-        norm = np.where(missing[:, i] | missing[:, j] | ~(norm > 0), np.nan, norm)
+        norm = torso_norm(part, missing, skeleton)
     return GroundTruth(part, missing, norm, skeleton.name, str(annot.path))
 
 

@@ -396,9 +396,8 @@ class Trainer:
         for p in self.exp.snapshot_files():
             if p == keep:
                 continue
-            stem = p.stem.split("-")
-            periodic = len(stem) == 2 and every and int(stem[1]) % every == 0
-            if not periodic:
+            epoch = self.exp.epoch_end(p)
+            if not (epoch is not None and every and epoch % every == 0):
                 p.unlink(missing_ok=True)
 
 

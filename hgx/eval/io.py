@@ -168,7 +168,7 @@ def load_preds(path: str | Path) -> np.ndarray:
     return np.ascontiguousarray(out)
 
 
-def _torso_norm(joints: np.ndarray, missing: np.ndarray, skel: Skeleton) -> np.ndarray:
+def torso_norm(joints: np.ndarray, missing: np.ndarray, skel: Skeleton) -> np.ndarray:
     a, b = skel.torso
     norm = np.linalg.norm(joints[:, a] - joints[:, b], axis=-1)
     bad = missing[:, a] | missing[:, b] | ~(norm > 0)
@@ -240,7 +240,7 @@ def load_gt(path: str | Path, skeleton: str | Skeleton | None = None) -> GroundT
             )
         norm = np.where(head_norm > 0, head_norm, np.nan)
     else:
-        norm = _torso_norm(joints, missing, skel)
+        norm = torso_norm(joints, missing, skel)
     return GroundTruth(
         joints=np.ascontiguousarray(joints),
         missing=missing,
