@@ -47,7 +47,7 @@ def main(argv=None) -> dict:
                 ds[k]
             rates[name].append(len(keys) / (time.perf_counter() - t))
     med = {k: float(np.median(v)) for k, v in rates.items()}
-    diff = float(np.mean([np.abs(plain[k][0] - cached[k][0]).mean() for k in keys[:50]]))
+    diff = float(np.mean([np.abs(plain.example(k)[0] - cached.example(k)[0]).mean() for k in keys[:50]]))
     du = lambda p: subprocess.run(["du", "-sm", str(p)], capture_output=True,  # noqa: E731
                                   text=True).stdout.split()[0]
     result = {"benchmark": "cache", "people": people, "samples": samples,

@@ -13,20 +13,22 @@ baselines
                         the page faults of a fresh 2.7 MB output array per call
   ``imread_reduced_2``  ``cv2.imread(path, IMREAD_REDUCED_COLOR_2)``
 hgx
-  ``hgx``               ``PoseDataset(..., augment=True)[(row, epoch, pos)]``: decode, crop/scale/
-                        rotate/flip, colour, heatmaps, exactly what training gets
+  ``hgx``               ``PoseDataset(..., augment=True)[(row, epoch, pos)]`` (decode, crop/scale/
+                        rotate/flip into a uint8 RGB crop, joints, colour factors), collated, then
+                        finished as the trainer finishes a batch (``batch.to_device``: float
+                        image times colour, heatmaps drawn) on --device: exactly what training gets
   ``hgx_malloc``        the same in a process where glibc keeps freed big blocks, as hgx's
                         Trainer sets it up with --workers 0 (``train.keep_big_blocks``); 1 process
                         only: hgx's ``_worker_init`` does it in every worker already
-what-if (a change dataset.py could make; same samples)
-  ``wi_compact``        the sample leaves the worker as a uint8 HWC crop plus joint coordinates
-                        (197 KB instead of 1049 KB); /255, colour and heatmaps are left to the
-                        consumer (the GPU, or the main process)
+before (what dataset.py did until the compact sample; same samples)
+  ``wi_float_out``      the worker makes the float CHW image, the colour and the heatmaps and sends
+                        them (1049 KB instead of 197 KB per sample at 256 px)
 
-Then it breaks one sample's time into stages (augment, decode, warp, labels, to_tensor, colour,
-heatmaps, meta) with a step-by-step copy of ``PoseDataset.sample`` that is checked to return
-exactly what the real one returns ("mirrors_dataset"; when false, dataset.py changed and the
-copy needs updating).
+The one-process figures run with one torch thread and include the consumer's finishing; in N
+workers the main process finishes each batch. Then it breaks one sample's time into stages
+(augment, decode, warp, labels, meta, float_out, finish) with a step-by-step copy of
+``PoseDataset.sample`` that is checked to return exactly what the real one returns
+("mirrors_dataset"; when false, dataset.py changed and the copy needs updating).
 
 Ratios are paired: each repeat runs every pipeline once, the ratio is taken within the repeat,
 and the median over repeats is reported (the machine's load changes between repeats). cv2 runs
@@ -45,12 +47,13 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+import torch
 
 from common import (base_parser, emit, environment, median, pick_device, ratio,
                     synthetic_options, table)  # common also puts the repository on sys.path
 
 TARGET = 0.9
-STAGES = ("augment", "decode", "warp", "labels", "to_tensor", "colour", "heatmaps", "meta")
+STAGES = ("augment", "decode", "warp", "labels", "meta", "float_out", "finish")
 FLAGS = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
          8: cv2.IMREAD_REDUCED_COLOR_8}
 
@@ -87,17 +90,18 @@ def tune_malloc(tuned: bool = True) -> bool:
 # -- the step-by-step copy of PoseDataset.sample, with the what-if switch ----------------------
 @dataclass(frozen=True)
 class Rule:
-    compact: bool = False  # return (uint8 HWC crop, joints (J,3) = x y present, meta)
+    float_out: bool = False  # the sample leaves as float CHW image + drawn heatmaps (before)
 
 
 TODAY = Rule()
-WHAT_IFS = {"wi_compact": Rule(compact=True)}
+WHAT_IFS = {"wi_float_out": Rule(float_out=True)}
 
 
 def sample_in_stages(ds, key, times: dict, rule: Rule = TODAY):
     """``ds[key]`` one stage at a time, adding each stage's seconds to ``times``. Returns the
     sample and the decode reduction used."""
     from hgx.data import transforms as T
+    from hgx.data.batch import Sample
 
     row, epoch, pos = key
     t = [time.perf_counter()]
@@ -121,44 +125,71 @@ def sample_in_stages(ds, key, times: dict, rule: Rule = TODAY):
     image = ds.load_image(row, reduce)  # into the dataset's reused buffer for that size
     lap("decode")
     m_in = T.crop_matrix(center, scale, rot, ds.input_res)
+    if flip:
+        m_in = np.array([[-1, 0, ds.input_res], [0, 1, 0]], np.float64) @ \
+            np.vstack([m_in, [0, 0, 1]])
     m_img = m_in @ np.diag([reduce, reduce, 1.0]) if reduce > 1 else m_in
-    crop = T.warp(image, m_img, ds.input_res)[:, :, ::-1]  # BGR -> RGB
+    crop = cv2.cvtColor(T.warp(image, m_img, ds.input_res), cv2.COLOR_BGR2RGB)
     lap("warp")
     m_hm = T.crop_matrix(center, scale, rot, ds.output_res)
     joints = T.apply(m_hm, ds.annot.part[row])
     present = ds.annot.present[row].copy()
     if flip:
-        crop = crop[:, ::-1]
         joints = T.flip_joints(joints, ds.output_res, ds.flip_index)
         present = present[ds.flip_index]
         m_hm = np.array([[-1, 0, ds.output_res], [0, 1, 0]], np.float64) @ \
             np.vstack([m_hm, [0, 0, 1]])
     lap("labels")
-    if rule.compact:
-        image_t = np.ascontiguousarray(crop)  # uint8 HWC: 4x fewer bytes than float CHW
-        lap("to_tensor")
-        heatmaps = np.concatenate([joints, present[:, None]], axis=1).astype(np.float32)
-        lap("heatmaps")  # 16x3 floats instead of 16x64x64
-    else:
+    meta = {"row": row, "hm_to_image": T.invert(m_hm).astype(np.float64), "flip": flip}
+    sample = Sample(crop, joints.astype(np.float32), present, colour, meta)
+    lap("meta")
+    if rule.float_out:  # what the worker used to send: float CHW image and drawn heatmaps
         image_t = np.ascontiguousarray(crop.transpose(2, 0, 1), dtype=np.float32)
         image_t *= 1.0 / 255.0
-        lap("to_tensor")
         image_t *= colour[:, None, None]
         np.clip(image_t, 0.0, 1.0, out=image_t)
-        lap("colour")
-        heatmaps = T.draw_heatmaps(joints, present, ds.output_res, ds.opts.hm_sigma)
-        lap("heatmaps")
-    meta = {"row": row, "hm_to_image": T.invert(m_hm).astype(np.float64), "flip": flip}
-    lap("meta")
-    return image_t, heatmaps, meta, reduce
+        heatmaps = T.draw_heatmaps(sample.joints, present, ds.output_res, ds.opts.hm_sigma)
+        sample = (image_t, heatmaps, meta)
+        lap("float_out")
+    return sample, reduce
+
+
+def sample_bytes(sample) -> int:
+    return int(sum(a.nbytes for a in sample if isinstance(a, np.ndarray)))
+
+
+def collate_float(samples):
+    """The float samples' collate, as hgx had it."""
+    import torch
+
+    from hgx.data.batch import _stack
+
+    return (_stack([s[0] for s in samples], torch.float32),
+            _stack([s[1] for s in samples], torch.float32), [s[2] for s in samples])
+
+
+def finish(batch, device, res: int, sigma: float) -> None:
+    """What the training process does with a batch before the forward pass: the compact batch
+    is made into images and heatmaps on ``device``; float batches are only moved there."""
+    import torch
+
+    from hgx.data.batch import Batch, to_device
+
+    if isinstance(batch, Batch):
+        if batch.crops.shape[1] > 1:  # not a decode-only placeholder
+            to_device(batch, device, True, res, sigma)
+    elif isinstance(batch, tuple):
+        batch[0].to(device, memory_format=torch.channels_last)
+        batch[1].to(device)
 
 
 def mirrors_dataset(ds, keys) -> bool:
     """True when the staged copy returns exactly what PoseDataset returns."""
     for key in keys:
-        a, b = ds[key], sample_in_stages(ds, key, {})
-        if not (np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
-                and np.allclose(a[2]["hm_to_image"], b[2]["hm_to_image"])):
+        a, (b, _) = ds[key], sample_in_stages(ds, key, {})
+        if not (np.array_equal(a.crop, b.crop) and np.array_equal(a.joints, b.joints)
+                and np.array_equal(a.present, b.present) and np.array_equal(a.colour, b.colour)
+                and np.allclose(a.meta["hm_to_image"], b.meta["hm_to_image"])):
             return False
     return True
 
@@ -193,7 +224,7 @@ class WhatIf:
         return len(self.ds)
 
     def __getitem__(self, key):
-        return sample_in_stages(self.ds, key, {}, self.rule)[:3]
+        return sample_in_stages(self.ds, key, {}, self.rule)[0]
 
 
 class DecodeOnly:
@@ -218,14 +249,18 @@ class DecodeOnly:
         return image
 
     def __getitem__(self, key):
+        from hgx.data.batch import Sample
+
         image = self.decode(self.paths[key[0]])
-        return (np.zeros(1, np.float32), np.zeros(1, np.float32),
-                {"row": image.shape[0], "hm_to_image": np.zeros((2, 3)), "flip": False})
+        return Sample(np.zeros((1, 1, 3), np.uint8), np.zeros((1, 2), np.float32),
+                      np.zeros(1, bool), np.ones(3, np.float32),
+                      {"row": image.shape[0], "hm_to_image": np.zeros((2, 3)), "flip": False})
 
 
-def loader_rate(dataset, batch: int, workers: int, batches: int, device, epoch: int) -> float:
+def loader_rate(dataset, batch: int, workers: int, batches: int, device, epoch: int,
+                res: int, sigma: float) -> float:
     """samples/s through hgx's make_loader over ``batches`` batches, after 2 warm-up batches per
-    worker (process start-up, first prefetches)."""
+    worker (process start-up, first prefetches), each batch finished as training finishes it."""
     from hgx.data.dataset import EpochSampler
     from hgx.engine.device import Runtime
     from hgx.engine.train import make_loader
@@ -234,26 +269,31 @@ def loader_rate(dataset, batch: int, workers: int, batches: int, device, epoch: 
     sampler = EpochSampler(len(dataset), batch, warm + batches, 0, shuffle=True)
     sampler.set_epoch(epoch)
     runtime = Runtime(device, "fp32", False)  # pin_memory on CUDA, as in training
-    stamps = [time.perf_counter() for _ in make_loader(dataset, sampler, batch, workers, runtime)]
+    collate_fn = collate_float if isinstance(dataset, WhatIf) else None
+    stamps = []
+    for b in make_loader(dataset, sampler, batch, workers, runtime, collate_fn):
+        finish(b, device, res, sigma)
+        stamps.append(time.perf_counter())
     return batches * batch / (stamps[-1] - stamps[warm - 1])
 
 
-def one_process_rates(pipelines: dict, keys, repeats: int, before=None) -> dict:
-    """samples/s of each pipeline over ``keys``, one pass each per repeat (interleaved); calls
-    ``before(name)`` ahead of each pass. Results are dropped at once: keeping decoded frames
-    alive would make every decode page-fault."""
+def one_process_rates(pipelines: dict, chunks, repeats: int, before=None) -> dict:
+    """samples/s of each pipeline over the key ``chunks`` (batches), one pass each per repeat
+    (interleaved); calls ``before(name)`` ahead of each pass. Results are dropped at once:
+    keeping decoded frames alive would make every decode page-fault."""
     for name, fn in pipelines.items():  # warm-up: page cache, imports, buffers
         before and before(name)
-        for key in keys[:10]:
-            fn(key)
+        for chunk in chunks[:2]:
+            fn(chunk)
+    n = sum(len(c) for c in chunks)
     rates = {name: [] for name in pipelines}
     for _ in range(repeats):
         for name, fn in pipelines.items():
             before and before(name)
             t0 = time.perf_counter()
-            for key in keys:
-                fn(key)
-            rates[name].append(len(keys) / (time.perf_counter() - t0))
+            for chunk in chunks:
+                fn(chunk)
+            rates[name].append(n / (time.perf_counter() - t0))
     return rates
 
 
@@ -281,6 +321,7 @@ def main(argv=None) -> dict:
     device = pick_device(args.device)
     cv2.setNumThreads(1)  # as in hgx's DataLoader workers (train._worker_init)
     from hgx.data import open_split
+    from hgx.data.batch import collate
     from hgx.data.dataset import EpochSampler
 
     opts = synthetic_options(args.size, args.people, input_res=args.input_res,
@@ -294,19 +335,33 @@ def main(argv=None) -> dict:
     datasets = {"imread": DecodeOnly(ds), "imread_buffer": DecodeOnly(ds, reuse_buffer=True),
                 "imread_reduced_2": DecodeOnly(ds, reduce=2), "hgx": ds,
                 **{name: WhatIf(ds, rule) for name, rule in WHAT_IFS.items()}}
+    res, sigma = args.output_res, opts.hm_sigma
+    chunks = [keys[i:i + args.batch] for i in range(0, len(keys), args.batch)]
 
-    # 1. one process, pipelines interleaved. The malloc set-up is process-wide: hgx_malloc runs
-    #    in a forked child that switches malloc to glibc's defaults for its own baseline passes
-    #    and to "keep big blocks" for the hgx pass, in each repeat
-    rates1 = one_process_rates({k: v.__getitem__ for k, v in datasets.items()}, keys,
+    def pipeline(dataset):
+        """One batch of samples as training gets it: decode-only baselines just decode; hgx
+        samples are collated and finished (images and heatmaps made) on the device."""
+        if isinstance(dataset, DecodeOnly):
+            return lambda chunk: [dataset[k] for k in chunk]
+        collate_fn = collate_float if isinstance(dataset, WhatIf) else collate
+        return lambda chunk: finish(collate_fn([dataset[k] for k in chunk]), device, res, sigma)
+
+    # 1. one process, one torch thread (a worker's share of the machine), pipelines interleaved.
+    #    The malloc set-up is process-wide: hgx_malloc runs in a forked child that switches
+    #    malloc to glibc's defaults for its own baseline passes and to "keep big blocks" for the
+    #    hgx pass, in each repeat
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    rates1 = one_process_rates({k: pipeline(v) for k, v in datasets.items()}, chunks,
                                args.repeats)
     child = in_forked_child(lambda: tune_malloc(False) and one_process_rates(
-        {"imread": datasets["imread"].__getitem__,
-         "imread_buffer": datasets["imread_buffer"].__getitem__,
-         "hgx_malloc": ds.__getitem__}, keys,
+        {"imread": pipeline(datasets["imread"]),
+         "imread_buffer": pipeline(datasets["imread_buffer"]),
+         "hgx_malloc": pipeline(ds)}, chunks,
         args.repeats, before=lambda name: tune_malloc(name == "hgx_malloc")))
+    torch.set_num_threads(threads)
 
-    # 2. N worker processes through hgx's make_loader
+    # 2. N worker processes through hgx's make_loader; the main process finishes the batches
     n = max(1, args.workers)
     batches = max(2, args.samples // args.batch)
     many = {k: v for k, v in datasets.items() if k != "imread_reduced_2"}  # workers keep big
@@ -314,24 +369,33 @@ def main(argv=None) -> dict:
     ratesn = {name: [] for name in many}
     for r in range(args.repeats):
         for name, dataset in many.items():
-            ratesn[name].append(loader_rate(dataset, args.batch, n, batches, device, r + 1))
+            ratesn[name].append(loader_rate(dataset, args.batch, n, batches, device, r + 1,
+                                            res, sigma))
 
     # 3. where one sample's time goes: today and the what-ifs
     mirrors = mirrors_dataset(ds, keys[:8])
     coverage = crop_coverage(ds, keys)
     stages = {}
+    torch.set_num_threads(1)
     for name, rule in {"hgx": TODAY, **WHAT_IFS}.items():
-        per_pass = []
+        collate_fn = collate_float if rule.float_out else collate
+        per_pass, reduces = [], []
         for _ in range(args.repeats):
-            times = {}
-            reduces = [sample_in_stages(ds, k, times, rule)[3] for k in keys]
+            times, reduces = {}, []
+            for chunk in chunks:
+                out = [sample_in_stages(ds, k, times, rule) for k in chunk]
+                reduces += [r for _, r in out]
+                t0 = time.perf_counter()
+                finish(collate_fn([smp for smp, _ in out]), device, res, sigma)
+                times["finish"] = times.get("finish", 0.0) + time.perf_counter() - t0
             per_pass.append(times)
         ms = {s: 1000 * median([t.get(s, 0.0) for t in per_pass]) / len(keys) for s in STAGES}
         total = sum(ms.values())
-        image, heatmaps, _, _ = sample_in_stages(ds, keys[0], {}, rule)
         stages[name] = {"ms": ms, "total_ms": total, "share": {s: ms[s] / total for s in STAGES},
                         "reduced_decode_share": 1 - reduces.count(1) / len(reduces),
-                        "bytes_out_per_sample": int(image.nbytes + heatmaps.nbytes)}
+                        "bytes_out_per_sample": sample_bytes(
+                            sample_in_stages(ds, keys[0], {}, rule)[0])}
+    torch.set_num_threads(threads)
 
     def summary(rates):
         """Median rates, and ratios paired within each repeat against both baselines."""
@@ -376,9 +440,9 @@ def main(argv=None) -> dict:
 LABELS = {"imread": "bare cv2.imread, full res  [baseline]",
           "imread_buffer": "cv2.imread into reused buffer",
           "imread_reduced_2": "cv2.imread REDUCED_COLOR_2",
-          "hgx": "hgx training sample (today)",
+          "hgx": "hgx training sample",
           "hgx_malloc": "hgx, glibc keeps big blocks",
-          "wi_compact": "what-if: compact sample out"}
+          "wi_float_out": "before: float image+heatmaps out"}
 
 
 def report(r: dict) -> None:

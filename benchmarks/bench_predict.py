@@ -62,7 +62,8 @@ def main(argv=None) -> dict:
     args = parse(argv)
     device = pick_device(args.device)
     from hgx.data import open_split
-    from hgx.data.dataset import PoseDataset, collate
+    from hgx.data.batch import collate, input_images
+    from hgx.data.dataset import PoseDataset
     from hgx.engine.device import setup_runtime
     from hgx.engine.predict import heatmaps_for, predict, to_reference_frame
     from hgx.models.hourglass import StackedHourglass
@@ -93,8 +94,9 @@ def main(argv=None) -> dict:
         view = PoseDataset(dataset.annot, dataset.image_dir, dataset.skeleton, dataset.opts,
                            augment=False, seed=dataset.seed, scale_mult=scale)
         items = [view[(row, 0, row)] for row in range(count)]
-        crops[scale] = [runtime.to_device(collate(items[i:i + args.batch])[0])[0]
-                        for i in range(0, count, args.batch)]
+        batches = [collate(items[i:i + args.batch]) for i in range(0, count, args.batch)]
+        crops[scale] = [input_images(b.crops.to(runtime.device), b.colour.to(runtime.device),
+                                     runtime.channels_last) for b in batches]
 
     @torch.no_grad()
     def network(flip, scales):
@@ -104,7 +106,7 @@ def main(argv=None) -> dict:
                 hm = to_reference_frame(heatmaps_for(model, crops[s][i], runtime, flip,
                                                      flip_index), s)
                 acc = hm if acc is None else acc + hm
-            (acc / len(scales)).cpu()  # predict decodes on the CPU
+            (acc / len(scales)).cpu()  # the heatmaps reach the host, as in predict
 
     paths = {"end_to_end": run, "network": network}
     predicted = {name: run(*v).preds.shape[0] for name, v in variants.items()}  # warm-up

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import os
+import pickle
 from pathlib import Path
 
 import torch
@@ -48,9 +49,15 @@ def load(path: Path) -> dict:
     """A snapshot, checked; a corrupt or foreign file raises HgxError naming it."""
     path = Path(path)
     try:
-        data = torch.load(path, map_location="cpu", weights_only=False)
+        # weights only: unpickling a file can run code, and a snapshot holds tensors and plain
+        # numbers alone
+        data = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise HgxError(f"snapshot {path} is missing") from None
+    except pickle.UnpicklingError:
+        raise HgxError(f"{path} holds Python objects besides tensors and numbers, which an hgx "
+                       "snapshot never does; it is not loaded (pass a trusted checkpoint "
+                       "with --load-model to import it)") from None
     except Exception as err:  # torch raises many kinds on truncated or foreign files
         raise HgxError(f"snapshot {path} is corrupt or truncated ({type(err).__name__})") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT or "model" not in data:

@@ -121,7 +121,7 @@ def predict_crops(exp_path, rows: list[int] | None = None, n: int = 8,
     if bad:
         raise UsageError(f"sample {bad[0]} is out of range: the {split} split has {len(ds)} "
                          f"people (0..{len(ds) - 1})")
-    items = [ds[(int(r), 0, 0)] for r in rows]
+    items = [ds.example((int(r), 0, 0)) for r in rows]
     images = np.stack([it[0] for it in items])
     with torch.no_grad():
         heatmaps = np.concatenate([model(torch.from_numpy(images[i:i + 8]))[-1].float().numpy()

@@ -45,7 +45,7 @@ def test_bench_loader(bench, tmp_path, capsys):
     assert r["config"]["mean_file_kb"] > 0
     for part in ("one_process", "n_workers"):
         for key in ("imread_per_s", "hgx_per_s", "ratio_hgx_vs_imread",
-                    "ratio_imread_buffer_vs_imread", "ratio_wi_compact_vs_imread"):
+                    "ratio_imread_buffer_vs_imread", "ratio_wi_float_out_vs_imread"):
             assert r[part][key] > 0, (part, key)
     assert r["n_workers"]["hgx_per_s_per_worker"] > 0
     assert r["one_process"]["ratio_imread_reduced_2_vs_imread"] > 0
@@ -53,10 +53,12 @@ def test_bench_loader(bench, tmp_path, capsys):
     b = r["breakdown"]
     assert b["mirrors_dataset"] is True  # the staged copy still matches PoseDataset.sample
     assert 0 < b["crop_bbox_area_share"] <= 1
-    for name in ("hgx", "wi_compact"):
-        assert set(b[name]["ms"]) == {"augment", "decode", "warp", "labels", "to_tensor",
-                                      "colour", "heatmaps", "meta"}
+    for name in ("hgx", "wi_float_out"):
+        assert set(b[name]["ms"]) == {"augment", "decode", "warp", "labels", "meta",
+                                      "float_out", "finish"}
         assert b[name]["total_ms"] > 0 and b[name]["bytes_out_per_sample"] > 0
+    # the compact sample: uint8 crop + joints, a fifth of the float image + heatmaps
+    assert b["hgx"]["bytes_out_per_sample"] * 4 < b["wi_float_out"]["bytes_out_per_sample"]
     assert isinstance(r["meets_target"], bool) and r["target_ratio"] == 0.9
 
 

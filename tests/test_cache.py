@@ -22,8 +22,8 @@ def test_cached_samples_match_the_originals(hgx):
     diffs = []
     for pos in range(24):
         key = (pos % len(plain), 1, pos)
-        a, ha, ma = plain[key]
-        b, hb, mb = cached[key]
+        a, ha, ma = plain.example(key)
+        b, hb, mb = cached.example(key)
         assert np.array_equal(ha, hb) and np.allclose(ma["hm_to_image"], mb["hm_to_image"])
         diffs.append(np.abs(a - b).mean())
     # same pixels up to resampling and JPEG re-encoding: a few percent of the range on average

@@ -121,6 +121,26 @@ def test_corrupt_latest_snapshot_falls_back_to_previous(hgx):
     assert [int(r["epoch"]) for r in read_tsv(hgx.root / "a" / "train.log")] == [1, 2, 3]
 
 
+class _RunsCode:
+    def __reduce__(self):  # unpickling this would create a file
+        return (open, (str(_RunsCode.marker), "w"))
+
+
+def test_snapshots_load_as_weights_only_and_code_never_runs(hgx, tmp_path):
+    """Our own snapshots hold tensors and plain numbers (weights_only loads them); a .pt file
+    that would run code when unpickled is refused and falls back to the previous snapshot."""
+    assert hgx("new", "a", *TINY, "--epochs", "2", "--snapshot", "1")[0] == 0
+    snaps = hgx.root / "a" / "snapshots"
+    data = torch.load(snaps / "epoch-0002.pt", weights_only=True)
+    assert data["rng"]["numpy"]["keys"].dtype == torch.int64
+    _RunsCode.marker = tmp_path / "pwned"
+    torch.save({"format": "hgx-snapshot", "model": {}, "x": _RunsCode()}, snaps / "epoch-0002.pt")
+    code, out = hgx("continue", "a", "--epochs", "3")
+    assert code == 0, out
+    assert "besides tensors and numbers" in out and "resuming from epoch-0001.pt" in out
+    assert not _RunsCode.marker.exists()
+
+
 def test_full_disk_while_snapshotting_keeps_the_old_one(tmp_path, monkeypatch):
     from hgx import checkpoint
     from hgx.errors import HgxError
@@ -248,3 +268,29 @@ def test_corrupt_image_after_a_good_one_is_still_reported(tmp_path):
     ds[(0, 1, 0)]
     with pytest.raises(HgxError, match=r"bad.jpg \(a.h5 row 1\)"):
         ds[(1, 1, 1)]
+
+
+def test_reading_the_numbers_every_few_steps_changes_nothing(hgx, monkeypatch):
+    """On CUDA the host reads loss and accuracy every SYNC_EVERY steps instead of every step;
+    here on CPU, forced to 3: the same logs and weights, and --max-iters still stops at its
+    step exactly (5, between two reads) and resumes from there."""
+    from hgx.engine import train
+
+    run = [*TINY, "--train-iters", "7", "--epochs", "2"]
+    assert hgx("new", "every1", *run)[0] == 0
+    monkeypatch.setattr(train, "SYNC_EVERY", {"cpu": 3})
+    assert hgx("new", "every3", *run)[0] == 0
+    code, out = hgx("new", "stopped", *run, "--max-iters", "5")
+    assert code == 0 and "iteration 5" in out
+    assert hgx("continue", "stopped", "--max-iters", "0")[0] == 0
+
+    def final(name):
+        d = hgx.root / name
+        snap = torch.load(d / "snapshots" / "epoch-0002.pt", weights_only=False)
+        logs = [[{k: r[k] for k in ("epoch", "iters", "loss", "acc") if k in r} for r in
+                 read_tsv(d / f"{split}.log")] for split in ("train", "valid")]
+        return snap["model"], logs
+
+    (m1, logs1), (m3, logs3), (ms, logss) = final("every1"), final("every3"), final("stopped")
+    assert logs1 == logs3 == logss and logs1[0][0]["iters"] == 7
+    assert all(torch.equal(m1[k], m3[k]) and torch.equal(m1[k], ms[k]) for k in m1)

@@ -1,6 +1,7 @@
 """pose-hg-train's data recipe, number for number, and the coordinate round trips."""
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import cv2
@@ -118,7 +119,7 @@ def test_image_and_heatmaps_agree_under_augmentation(tmp_path):
     ds = _dataset(tmp_path, color_aug=0.0)
     seen_flip = set()
     for pos in range(40):
-        image, hm, meta = ds[(0, 1, pos)]
+        image, hm, meta = ds.example((0, 1, pos))
         seen_flip.add(bool(meta["flip"]))
         # r-ankle (0) becomes l-ankle (5) when flipped: the label follows the person's side.
         j = 5 if meta["flip"] else 0
@@ -138,6 +139,68 @@ def test_image_and_heatmaps_agree_under_augmentation(tmp_path):
 
 def test_colour_augmentation_clamps_to_unit_range(tmp_path):
     ds = _dataset(tmp_path, color_aug=0.4)
-    image, _, _ = ds[(0, 1, 3)]
+    image, _, _ = ds.example((0, 1, 3))
     assert image.dtype == np.float32 and image.min() >= 0 and image.max() <= 1
     assert image.shape == (3, 128, 128)
+
+
+def _reference_heatmap(x, y, ok, res, sigma=1.75):
+    """pose-hg-train's drawGaussian, one pixel at a time."""
+    win = T.gaussian_window(sigma)
+    half = win.shape[0] // 2
+    hm = np.zeros((res, res), np.float32)
+    if not ok or not (np.isfinite(x) and np.isfinite(y)):
+        return hm
+    px, py = math.floor(x), math.floor(y)
+    for yy in range(res):
+        for xx in range(res):
+            if abs(xx - px) <= half and abs(yy - py) <= half:
+                hm[yy, xx] = win[yy - py + half, xx - px + half]
+    return hm
+
+
+def test_heatmaps_drawn_in_torch_equal_the_pixel_by_pixel_recipe():
+    rng = np.random.default_rng(3)
+    res = 16
+    joints = rng.uniform(-6, res + 6, size=(40, 2))
+    joints[:4] = [[0.0, 0.0], [15.99, 15.99], [np.nan, 3.0], [1e30, -1e30]]
+    present = rng.random(40) < 0.8
+    present[:4] = True
+    hm = T.draw_heatmaps(joints, present, res)
+    for j, ((x, y), ok) in enumerate(zip(joints, present)):
+        np.testing.assert_array_equal(hm[j], _reference_heatmap(x, y, ok, res), err_msg=str(j))
+
+
+def test_a_sample_leaves_the_worker_compact_and_becomes_the_network_input(tmp_path):
+    """uint8 RGB crop + joints (about a fifth of the bytes of float image + heatmaps); the
+    consumer's image is the crop / 255 times the colour factors, its heatmaps those of the
+    joints."""
+    ds = _dataset(tmp_path, color_aug=0.2)
+    s = ds[(0, 1, 5)]
+    assert s.crop.dtype == np.uint8 and s.crop.shape == (128, 128, 3)
+    assert s.joints.shape == (16, 2) and s.present.dtype == bool
+    image, hm, meta = ds.example((0, 1, 5))
+    expect = np.clip(s.crop.transpose(2, 0, 1).astype(np.float32) / 255 *
+                     s.colour[:, None, None], 0, 1)
+    np.testing.assert_allclose(image, expect, atol=1e-6)
+    np.testing.assert_array_equal(hm, T.draw_heatmaps(s.joints, s.present, 32))
+    assert meta["flip"] == s.meta["flip"]
+    np.testing.assert_array_equal(meta["hm_to_image"], s.meta["hm_to_image"])
+
+
+def test_mirroring_inside_the_warp_equals_mirroring_the_crop(tmp_path):
+    """The flip is folded into the crop's affine map; the pixels are those of flipping the
+    unflipped crop, up to the warp's fixed-point interpolation."""
+    ds = _dataset(tmp_path, color_aug=0.0)
+    texture = cv2.GaussianBlur(np.random.default_rng(0).integers(0, 256, (480, 640, 3),
+                                                                 dtype=np.uint8), (0, 0), 2)
+    cv2.imwrite(str(tmp_path / "images" / "a.png"), texture)
+    flipped = [p for p in range(40) if ds[(0, 1, p)].meta["flip"]]
+    assert flipped
+    unflipped = PoseDataset(ds.annot, ds.image_dir, MPII,
+                            dataclasses.replace(ds.opts, flip_prob=0.0), augment=True, seed=0)
+    for pos in flipped[:5]:
+        s = ds[(0, 1, pos)]
+        plain = unflipped[(0, 1, pos)]  # the same draw of scale/rotation, not mirrored
+        diff = np.abs(s.crop.astype(int) - plain.crop[:, ::-1].astype(int))
+        assert diff.mean() < 0.5 and diff.max() <= 4, (diff.mean(), diff.max())

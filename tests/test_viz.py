@@ -56,7 +56,7 @@ def test_predictions_are_in_crop_pixels(trained):
     opts = hopts.Options(**Experiment(trained).options())
     ds = open_split(opts, "valid")
     for k, row in enumerate(p.rows):
-        _, target, _ = ds[(row, 0, 0)]
+        _, target, _ = ds.example((row, 0, 0))
         coords, peak = T.decode(target)
         inside = (peak > 0) & p.known[k]
         assert inside.sum() >= 8

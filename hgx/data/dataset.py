@@ -16,6 +16,7 @@ import h5py
 import numpy as np
 
 from hgx.data import transforms as T
+from hgx.data.batch import Sample, finished
 from hgx.data.joints import FLIC, MPII, Skeleton
 from hgx.errors import HgxError
 
@@ -90,7 +91,9 @@ class PoseDataset:
     """Crops, augments and labels people of one split (HRNet's JointsDataset, in one place).
 
     Items are addressed by keys (row, epoch, position); ``augment`` turns training
-    augmentation on. Returns (image CHW float32 in [0,1], heatmaps JxHxW, meta dict).
+    augmentation on. An item is a compact ``batch.Sample`` (uint8 crop, joints, colour
+    factors, meta), what a loader worker sends; ``example(key)`` gives the float image and
+    heatmaps made from it.
     """
 
     def __init__(self, annot: Annotations, image_dir: Path, skeleton: Skeleton, opts,
@@ -183,6 +186,9 @@ class PoseDataset:
                 reduce = f
                 break
         m_in = T.crop_matrix(center, scale, rot, self.input_res)
+        if flip:  # mirror inside the warp: the crop comes out flipped, with no extra copy
+            m_in = np.array([[-1, 0, self.input_res], [0, 1, 0]], np.float64) @ \
+                np.vstack([m_in, [0, 0, 1]])
         if self.cache is not None:
             directory, origin, factor = self.cache
             image = cv2.imread(str(directory / f"{row}.jpg"), cv2.IMREAD_COLOR)
@@ -195,25 +201,23 @@ class PoseDataset:
         else:
             image = self.load_image(row, reduce)
             m_img = m_in @ np.diag([reduce, reduce, 1.0]) if reduce > 1 else m_in
-        crop = T.warp(image, m_img, self.input_res)[:, :, ::-1]  # BGR -> RGB
+        crop = cv2.cvtColor(T.warp(image, m_img, self.input_res), cv2.COLOR_BGR2RGB)
         m_hm = T.crop_matrix(center, scale, rot, self.output_res)
         joints = T.apply(m_hm, self.annot.part[row])
         present = self.annot.present[row].copy()
         if flip:
-            crop = crop[:, ::-1]
             joints = T.flip_joints(joints, self.output_res, self.flip_index)
             present = present[self.flip_index]
             m_hm = np.array([[-1, 0, self.output_res], [0, 1, 0]], np.float64) @ \
                 np.vstack([m_hm, [0, 0, 1]])
-        image_t = np.ascontiguousarray(crop.transpose(2, 0, 1), dtype=np.float32)
-        image_t *= 1.0 / 255.0
-        if colour is not None:
-            image_t *= colour[:, None, None]
-            np.clip(image_t, 0.0, 1.0, out=image_t)
-        heatmaps = T.draw_heatmaps(joints, present, self.output_res, self.opts.hm_sigma)
-        meta = {"row": row, "hm_to_image": T.invert(m_hm).astype(np.float64),
-                "flip": flip}
-        return image_t, heatmaps, meta
+        meta = {"row": row, "hm_to_image": T.invert(m_hm).astype(np.float64), "flip": flip}
+        return Sample(crop, joints.astype(np.float32), present,
+                      np.ones(3, np.float32) if colour is None else colour, meta)
+
+    def example(self, key):
+        """The network's input and target for ``key`` as training makes them, in numpy:
+        (image (3, H, W) float32 in [0, 1], heatmaps (J, res, res) float32, meta)."""
+        return finished(self[key], self.output_res, self.opts.hm_sigma)
 
     def __getitem__(self, key):
         row, epoch, position = key
@@ -268,14 +272,3 @@ class EpochSampler:
 
     def __len__(self) -> int:
         return len(self.positions())
-
-
-def collate(batch):
-    import torch
-
-    images = torch.from_numpy(np.stack([b[0] for b in batch]))
-    heatmaps = torch.from_numpy(np.stack([b[1] for b in batch]))
-    meta = {"row": np.array([b[2]["row"] for b in batch]),
-            "hm_to_image": np.stack([b[2]["hm_to_image"] for b in batch]),
-            "flip": np.array([b[2]["flip"] for b in batch])}
-    return images, heatmaps, meta

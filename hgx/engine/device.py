@@ -29,11 +29,6 @@ class Runtime:
         """``torch.compile(model)`` when asked; the weights stay those of ``model``."""
         return torch.compile(model) if enabled else model
 
-    def to_device(self, images: torch.Tensor, *rest: torch.Tensor):
-        fmt = torch.channels_last if self.channels_last else torch.contiguous_format
-        images = images.to(self.device, non_blocking=True, memory_format=fmt)
-        return (images, *(t.to(self.device, non_blocking=True) for t in rest))
-
     def autocast(self):
         if self.precision == "bf16":
             return torch.autocast(self.device.type, dtype=torch.bfloat16)

@@ -3,7 +3,7 @@
 The `hgx` process the user started keeps the experiment's bookkeeping (lock, history) and runs
 ``python -m torch.distributed.run ... -m hgx _worker EXP``. Every rank trains; rank 0 alone
 writes logs and snapshots. Ranks agree on when to stop or snapshot through one small
-all-reduce per step.
+all-reduce each time the host reads the training numbers (``train.SYNC_EVERY``).
 """
 from __future__ import annotations
 
@@ -30,13 +30,12 @@ class Dist:
     def is_main(self) -> bool:
         return self.rank == 0
 
-    def agree(self, *values: float, op: str = "sum") -> list[float]:
-        """All-reduce a few numbers (sum or max) so every rank takes the same decision."""
-        if not self.enabled:
-            return list(values)
-        t = torch.tensor(values, dtype=torch.float64)
-        dist.all_reduce(t, op=dist.ReduceOp.SUM if op == "sum" else dist.ReduceOp.MAX)
-        return t.tolist()
+    def agree(self, values: torch.Tensor) -> torch.Tensor:
+        """Sum a small tensor over the ranks (in place; itself on one process), so every rank
+        takes the same decisions. It stays on its device: NCCL reduces CUDA tensors only."""
+        if self.enabled:
+            dist.all_reduce(values, op=dist.ReduceOp.SUM)
+        return values
 
     def barrier(self) -> None:
         if self.enabled:

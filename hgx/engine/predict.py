@@ -10,8 +10,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from hgx.data import labels
 from hgx.data import transforms as T
-from hgx.data.dataset import EpochSampler, PoseDataset, collate
+from hgx.data.batch import collate, input_images
+from hgx.data.dataset import EpochSampler, PoseDataset
 from hgx.engine.device import Runtime
 from hgx.engine.progress import Progress
 
@@ -78,14 +80,14 @@ def predict(model, dataset: PoseDataset, runtime: Runtime, batch: int = 8, flip:
     try:
         for i, batches in enumerate(zip(*loaders)):
             acc = None
-            for s, (images, _, _) in zip(scales, batches):
-                (images,) = runtime.to_device(images)
+            for s, batch in zip(scales, batches):
+                images = input_images(batch.crops.to(runtime.device, non_blocking=True),
+                                      batch.colour.to(runtime.device), runtime.channels_last)
                 hm = to_reference_frame(heatmaps_for(model, images, runtime, flip, flip_index),
                                         s)
                 acc = hm if acc is None else acc + hm
-            acc = (acc / len(scales)).cpu().numpy()
-            meta = batches[0][2]  # the reference (first) scale's crop maps
-            coords, scores = T.decode(acc)
+            coords, scores = (t.cpu().numpy() for t in labels.decode(acc / len(scales)))
+            meta = batches[0].meta  # the reference (first) scale's crop maps
             all_preds.append(np.stack([T.apply(m, c) for m, c in
                                        zip(meta["hm_to_image"], coords)]))
             all_scores.append(scores)

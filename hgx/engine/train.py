@@ -18,13 +18,20 @@ import torch.nn.functional as F
 
 from hgx import checkpoint
 from hgx.data import open_split
-from hgx.data.dataset import EpochSampler, collate
+from hgx.data import labels
 from hgx.data import transforms as T
+from hgx.data.batch import collate, to_device as batch_to_device
+from hgx.data.dataset import EpochSampler
 from hgx.engine.device import Runtime, setup_runtime
 from hgx.engine.distributed import from_env
 from hgx.engine.progress import Progress
 from hgx.experiment import Experiment
 from hgx.models import build_model
+
+
+# Steps between the host's reads of the loss and accuracy (and the ranks' agreement on stopping
+# and snapshots). On CPU every read is free; on CUDA each one drains the GPU's queue of work.
+SYNC_EVERY = {"cpu": 1, "cuda": 16}
 
 
 class NonFinite(Exception):
@@ -76,7 +83,12 @@ def heatmap_loss(outputs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def rng_state() -> dict:
-    state = {"python": random.getstate(), "numpy": np.random.get_state(),
+    """Every global generator's state, in tensors and plain numbers only, so that snapshots
+    load with ``torch.load(weights_only=True)``."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {"python": random.getstate(),
+             "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)),
+                       "pos": int(pos), "has_gauss": int(has_gauss), "cached": float(cached)},
              "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
@@ -87,7 +99,9 @@ def set_rng_state(state: dict | None) -> None:
     if not state:
         return
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    n = state["numpy"]
+    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"],
+                         n["has_gauss"], n["cached"]))
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -128,11 +142,12 @@ def fork_safe() -> None:
     cv2.setNumThreads(1)
 
 
-def make_loader(dataset, sampler, batch: int, workers: int, runtime: Runtime):
+def make_loader(dataset, sampler, batch: int, workers: int, runtime: Runtime, collate_fn=None):
     if workers > 0:
         fork_safe()
     return torch.utils.data.DataLoader(
-        dataset, batch_size=batch, sampler=sampler, num_workers=workers, collate_fn=collate,
+        dataset, batch_size=batch, sampler=sampler, num_workers=workers,
+        collate_fn=collate_fn or collate,
         pin_memory=runtime.device.type == "cuda", persistent_workers=workers > 0,
         worker_init_fn=_worker_init if workers > 0 else None, drop_last=False,
         prefetch_factor=4 if workers > 0 else None)
@@ -191,6 +206,11 @@ class Trainer:
         self.best_acc, self.best_epoch = start.best_acc, start.best_epoch
         self.sums: dict = {}
 
+    def to_device(self, batch):
+        """The compact batch -> (images, heatmaps) made on the training device."""
+        return batch_to_device(batch, self.runtime.device, self.runtime.channels_last,
+                               self.opts.output_res, self.opts.hm_sigma)
+
     # -- signals --------------------------------------------------------------------------------
     def _on_signal(self, signum, _frame):
         if self.interrupt is not None and not self.dist.enabled:  # a second Ctrl-C: give up
@@ -243,42 +263,55 @@ class Trainer:
         start, last_ckpt = time.time() - sums["seconds"], time.time()
         bar = self.progress.start(f"epoch {epoch}/{opts.epochs}", n_iters, first_iter)
         it = first_iter
-        for images, heatmaps, _ in self.train_loader:
-            images, heatmaps = self.runtime.to_device(images, heatmaps)
+        every = SYNC_EVERY.get(self.runtime.device.type, 1)
+        pending: list[torch.Tensor] = []  # per step: loss, accuracy, accuracy defined (device)
+        for batch in self.train_loader:
+            images, heatmaps = self.to_device(batch)
             with self.runtime.autocast():
                 outputs = model(images)
             loss = heatmap_loss(outputs, heatmaps)
-            acc = T.heatmap_accuracy(outputs[-1].detach().float().cpu().numpy(),
-                                     heatmaps.cpu().numpy(), self.skeleton.acc_joints)
-            want_ckpt = bool(opts.checkpoint_minutes) and \
-                time.time() - last_ckpt >= opts.checkpoint_minutes * 60
-            # One small all-reduce (a no-op on one process): every rank sees the same numbers
-            # and so takes the same decisions (stop, snapshot) at the same step.
-            g_loss, g_acc, g_acc_n, stop, ckpt = self.dist.agree(
-                loss.item(), acc if acc == acc else 0.0, 1.0 if acc == acc else 0.0,
-                1.0 if self.interrupt is not None else 0.0,
-                1.0 if want_ckpt and self.dist.is_main else 0.0)
-            if not math.isfinite(g_loss):
-                self.log(f"error: the loss became {g_loss} at epoch {epoch} iteration "
-                         f"{it + 1}; stopping. The last good snapshot is kept: `hgx continue "
-                         f"{self.exp.name} --lr <lower>` resumes from it")
-                return "nan"
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
+            with torch.no_grad():
+                acc = labels.accuracy(*labels.accuracy_counts(
+                    outputs[-1].detach(), heatmaps, self.skeleton.acc_joints))
+                ok = torch.isfinite(acc)
+                pending.append(torch.stack([loss.detach().to(torch.float64),
+                                            torch.where(ok, acc, 0.0), ok.to(torch.float64)]))
             it += 1
             self.global_step += 1
+            at_max = bool(opts.max_iters) and self.global_step >= opts.max_iters
+            if not (it % every == 0 or it == n_iters or at_max):
+                continue
+            # The host reads the device's numbers here only, once every ``every`` steps. Ranks
+            # all-reduce them with two flags in one message, so every rank sees the same numbers
+            # and takes the same decisions (stop, snapshot) at the same step.
+            want_ckpt = bool(opts.checkpoint_minutes) and \
+                time.time() - last_ckpt >= opts.checkpoint_minutes * 60
+            flags = torch.tensor([[1.0 if self.interrupt is not None else 0.0,
+                                   1.0 if want_ckpt and self.dist.is_main else 0.0, 0.0]],
+                                 dtype=torch.float64, device=pending[0].device)
+            rows = self.dist.agree(torch.cat([torch.stack(pending), flags])).tolist()
+            steps, (stop, ckpt, _) = rows[:-1], rows[-1]
+            for k, (g_loss, g_acc, g_acc_n) in enumerate(steps):
+                if not math.isfinite(g_loss):
+                    self.log(f"error: the loss became {g_loss} at epoch {epoch} iteration "
+                             f"{it - len(steps) + k + 1}; stopping. The last good snapshot is "
+                             f"kept: `hgx continue {self.exp.name} --lr <lower>` resumes from it")
+                    return "nan"
+                sums["loss"] += g_loss / self.dist.world
+                sums["n"] += 1
+                if g_acc_n:
+                    sums["acc"] += g_acc / g_acc_n
+                    sums["acc_n"] += 1
+            pending.clear()
             sums["seconds"] = time.time() - start
-            sums["loss"] += g_loss / self.dist.world
-            sums["n"] += 1
-            if g_acc_n:
-                sums["acc"] += g_acc / g_acc_n
-                sums["acc_n"] += 1
             images_done = sums["n"] * opts.batch_size * self.dist.world
             bar.update(it, loss=sums["loss"] / sums["n"],
                        acc=sums["acc"] / max(1, sums["acc_n"]),
                        ips=images_done / max(sums["seconds"], 1e-9))
-            if opts.max_iters and self.global_step >= opts.max_iters and it < n_iters:
+            if at_max and it < n_iters:
                 self.snapshot(epoch - 1, it)
                 self.log(f"stopped at --max-iters {opts.max_iters} (epoch {epoch}, iteration {it})")
                 return "max_iters"
@@ -308,20 +341,22 @@ class Trainer:
         loss_sum, n, acc_sum, acc_n = 0.0, 0, 0.0, 0
         rows, preds = [], []
         bar = self.progress.start("  valid", self.valid_sampler.iterations(), 0)
-        for i, (images, heatmaps, meta) in enumerate(self.valid_loader):
-            images, heatmaps = self.runtime.to_device(images, heatmaps)
+        for i, batch in enumerate(self.valid_loader):
+            images, heatmaps = self.to_device(batch)
             with self.runtime.autocast():
                 outputs = model(images)
             loss_sum += heatmap_loss(outputs, heatmaps).item() * len(images)
             n += len(images)
-            out = outputs[-1].float().cpu().numpy()
-            acc = T.heatmap_accuracy(out, heatmaps.cpu().numpy(), self.skeleton.acc_joints)
+            out = outputs[-1].float()
+            acc = labels.accuracy(*labels.accuracy_counts(out, heatmaps,
+                                                          self.skeleton.acc_joints)).item()
             if acc == acc:
                 acc_sum += acc * len(images)
                 acc_n += len(images)
-            coords, _ = T.decode(out)
-            preds.append(np.stack([T.apply(m, c) for m, c in zip(meta["hm_to_image"], coords)]))
-            rows.append(meta["row"])
+            coords = labels.decode(out)[0].cpu().numpy().astype(np.float64)
+            preds.append(np.stack([T.apply(m, c) for m, c in
+                                   zip(batch.meta["hm_to_image"], coords)]))
+            rows.append(batch.meta["row"])
             bar.update(i + 1)
         bar.finish()
         pckh = validation_pck(np.concatenate(preds), self.valid_set.annot, np.concatenate(rows),

@@ -1,0 +1,90 @@
+"""Heatmap labels in torch, on whatever device the batch is on: drawing the targets, reading
+joints back off heatmaps, and pose-hg-train's training accuracy.
+
+These are the only implementations: ``transforms.draw_heatmaps`` / ``transforms.decode`` are
+numpy wrappers around them. A loader worker sends joints, not heatmaps (``hgx.data.batch``);
+the consumer draws the maps here, on the GPU when there is one.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+
+def gaussian_1d(sigma: float) -> np.ndarray:
+    """One axis of pose-hg-train's kernel: for sigma 1.75 a 7-wide window, peak 1 (float32).
+    The 2-D window is the outer product of two of these."""
+    half = max(1, int(math.ceil(3 * sigma / 1.75)))
+    x = np.arange(-half, half + 1, dtype=np.float32)
+    return np.exp(-(x ** 2) / (2 * sigma ** 2))
+
+
+def draw(joints: torch.Tensor, present: torch.Tensor, res: int,
+         sigma: float = 1.75) -> torch.Tensor:
+    """Heatmaps (..., J, res, res) float32 for joints (..., J, 2) in heatmap pixels.
+
+    A Gaussian centred on the floor of each joint, drawn only in its window; missing, non-finite
+    and far-outside joints give empty maps. Built as the outer product of one masked row and one
+    masked column per joint, so nothing outside the windows is ever computed per pixel.
+    """
+    g = torch.from_numpy(gaussian_1d(sigma)).to(joints.device)
+    half = (len(g) - 1) // 2
+    joints = joints.to(torch.float32)
+    ok = present.to(torch.bool) & torch.isfinite(joints).all(-1)
+    far = float(4 * res + 4 * half)
+    xy = torch.where(ok[..., None], joints, torch.full_like(joints, -far)).clamp(-far, far)
+    p = torch.floor(xy).to(torch.long)                                  # (..., J, 2)
+    d = torch.arange(res, device=joints.device) - p[..., None]          # (..., J, 2, res)
+    inside = d.abs() <= half
+    v = torch.where(inside, g[(d + half).clamp(0, 2 * half)], torch.zeros((), device=g.device))
+    return v[..., 1, :, None] * v[..., 0, None, :]                      # y rows times x columns
+
+
+def decode(heatmaps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Heatmaps (..., J, H, W) -> coordinates (..., J, 2) in heatmap pixels, and peak scores.
+
+    Argmax, then a quarter-pixel shift toward the higher neighbour (pose-hg-train), read at the
+    pixel centre so that decoding the training heatmaps returns the joint without bias.
+    """
+    hm = heatmaps.to(torch.float32)
+    *lead, h, w = hm.shape
+    maps = hm.reshape(-1, h, w)
+    flat = maps.reshape(-1, h * w)
+    scores, idx = flat.max(dim=1)
+    ys, xs = torch.div(idx, w, rounding_mode="floor"), idx % w
+    n = torch.arange(len(flat), device=hm.device)
+
+    def at(y, x):
+        return maps[n, y.clamp(0, h - 1), x.clamp(0, w - 1)]
+
+    zero = torch.zeros((), device=hm.device)
+    dx = torch.where((xs > 0) & (xs < w - 1), at(ys, xs + 1) - at(ys, xs - 1), zero)
+    dy = torch.where((ys > 0) & (ys < h - 1), at(ys + 1, xs) - at(ys - 1, xs), zero)
+    coords = torch.stack([xs + 0.5 + 0.25 * torch.sign(dx), ys + 0.5 + 0.25 * torch.sign(dy)],
+                         dim=1)
+    return coords.reshape(*lead, 2), scores.reshape(*lead)
+
+
+def accuracy_counts(output: torch.Tensor, target: torch.Tensor, joints: tuple[int, ...],
+                    threshold: float = 0.5) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-joint (hits, labelled) counts of pose-hg-train's training metric over a batch: the
+    argmax is within ``threshold`` * res/10 of the target's, on target maps that have a peak.
+    Stays on the device: no host sync."""
+    idx = list(joints)
+    res = output.shape[-1]
+    p, _ = decode(output[:, idx])
+    t, tscore = decode(target[:, idx])
+    dist = torch.linalg.vector_norm(p - t, dim=-1) / (res / 10.0)
+    valid = tscore > 0
+    hits = ((dist < threshold) & valid).sum(0)
+    return hits, valid.sum(0)
+
+
+def accuracy(hits: torch.Tensor, labelled: torch.Tensor) -> torch.Tensor:
+    """The metric from per-joint counts: the mean over joints that have labels of their hit
+    rates (NaN when none has); a 0-d float64 tensor on the counts' device."""
+    have = labelled > 0
+    rates = hits.to(torch.float64) / labelled.clamp(min=1)
+    return (rates * have).sum() / have.sum()
