@@ -20,15 +20,20 @@ hgx
   ``hgx_malloc``        the same in a process where glibc keeps freed big blocks, as hgx's
                         Trainer sets it up with --workers 0 (``train.keep_big_blocks``); 1 process
                         only: hgx's ``_worker_init`` does it in every worker already
-before (what dataset.py did until the compact sample; same samples)
+before (what dataset.py did until now; same samples)
+  ``wi_cv2_decode``     JPEGs decoded by ``cv2.imread`` (into a reused buffer) instead of
+                        simplejpeg: the same pixels
   ``wi_float_out``      the worker makes the float CHW image, the colour and the heatmaps and sends
                         them (1049 KB instead of 197 KB per sample at 256 px)
 
-The one-process figures run with one torch thread and include the consumer's finishing; in N
-workers the main process finishes each batch. Then it breaks one sample's time into stages
-(augment, decode, warp, labels, meta, float_out, finish) with a step-by-step copy of
-``PoseDataset.sample`` that is checked to return exactly what the real one returns
-("mirrors_dataset"; when false, dataset.py changed and the copy needs updating).
+Every pipeline makes whole batches as a worker does (samples, then ``collate``); the one-process
+figures run with one torch thread. What the training process then does with an hgx batch
+(``batch.to_device``: /255 and colour, heatmaps drawn; on the GPU in GPU training) is timed on
+--device as the ``finish`` stage of the breakdown, where the float samples' consumer only
+moves them. The breakdown splits one sample's time into stages (augment, decode, warp, labels,
+meta, float_out, finish) with a step-by-step copy of ``PoseDataset.sample`` that is checked to
+return exactly what the real one returns ("mirrors_dataset"; when false, dataset.py changed and
+the copy needs updating).
 
 Ratios are paired: each repeat runs every pipeline once, the ratio is taken within the repeat,
 and the median over repeats is reported (the machine's load changes between repeats). cv2 runs
@@ -91,10 +96,21 @@ def tune_malloc(tuned: bool = True) -> bool:
 @dataclass(frozen=True)
 class Rule:
     float_out: bool = False  # the sample leaves as float CHW image + drawn heatmaps (before)
+    cv2_decode: bool = False  # JPEGs decoded by cv2.imread into a reused buffer (before)
 
 
 TODAY = Rule()
-WHAT_IFS = {"wi_float_out": Rule(float_out=True)}
+WHAT_IFS = {"wi_cv2_decode": Rule(cv2_decode=True), "wi_float_out": Rule(float_out=True)}
+
+
+def cv2_load(ds, row: int, reduce: int) -> np.ndarray:
+    """hgx's decode before simplejpeg: cv2.imread at 1/reduce into a reused buffer."""
+    path = str(ds.image_dir / ds.annot.imgname[row])
+    buf = ds._buffers.get(("cv2", reduce))
+    image = cv2.imread(path, buf, FLAGS[reduce]) if buf is not None else \
+        cv2.imread(path, FLAGS[reduce])
+    ds._buffers[("cv2", reduce)] = image
+    return image
 
 
 def sample_in_stages(ds, key, times: dict, rule: Rule = TODAY):
@@ -122,7 +138,8 @@ def sample_in_stages(ds, key, times: dict, rule: Rule = TODAY):
             reduce = f
             break
     lap("augment")
-    image = ds.load_image(row, reduce)  # into the dataset's reused buffer for that size
+    # into the dataset's reused buffer for that size
+    image = cv2_load(ds, row, reduce) if rule.cv2_decode else ds.load_image(row, reduce)
     lap("decode")
     m_in = T.crop_matrix(center, scale, rot, ds.input_res)
     if flip:
@@ -257,10 +274,9 @@ class DecodeOnly:
                       {"row": image.shape[0], "hm_to_image": np.zeros((2, 3)), "flip": False})
 
 
-def loader_rate(dataset, batch: int, workers: int, batches: int, device, epoch: int,
-                res: int, sigma: float) -> float:
-    """samples/s through hgx's make_loader over ``batches`` batches, after 2 warm-up batches per
-    worker (process start-up, first prefetches), each batch finished as training finishes it."""
+def loader_rate(dataset, batch: int, workers: int, batches: int, device, epoch: int) -> float:
+    """samples/s of the batches out of hgx's make_loader over ``batches`` batches, after 2
+    warm-up batches per worker (process start-up, first prefetches)."""
     from hgx.data.dataset import EpochSampler
     from hgx.engine.device import Runtime
     from hgx.engine.train import make_loader
@@ -269,10 +285,9 @@ def loader_rate(dataset, batch: int, workers: int, batches: int, device, epoch: 
     sampler = EpochSampler(len(dataset), batch, warm + batches, 0, shuffle=True)
     sampler.set_epoch(epoch)
     runtime = Runtime(device, "fp32", False)  # pin_memory on CUDA, as in training
-    collate_fn = collate_float if isinstance(dataset, WhatIf) else None
+    collate_fn = collate_float if getattr(dataset, "rule", TODAY).float_out else None
     stamps = []
-    for b in make_loader(dataset, sampler, batch, workers, runtime, collate_fn):
-        finish(b, device, res, sigma)
+    for _ in make_loader(dataset, sampler, batch, workers, runtime, collate_fn):
         stamps.append(time.perf_counter())
     return batches * batch / (stamps[-1] - stamps[warm - 1])
 
@@ -339,12 +354,9 @@ def main(argv=None) -> dict:
     chunks = [keys[i:i + args.batch] for i in range(0, len(keys), args.batch)]
 
     def pipeline(dataset):
-        """One batch of samples as training gets it: decode-only baselines just decode; hgx
-        samples are collated and finished (images and heatmaps made) on the device."""
-        if isinstance(dataset, DecodeOnly):
-            return lambda chunk: [dataset[k] for k in chunk]
-        collate_fn = collate_float if isinstance(dataset, WhatIf) else collate
-        return lambda chunk: finish(collate_fn([dataset[k] for k in chunk]), device, res, sigma)
+        """One batch, as a loader worker makes it: samples, then collated."""
+        collate_fn = collate_float if getattr(dataset, "rule", TODAY).float_out else collate
+        return lambda chunk: collate_fn([dataset[k] for k in chunk])
 
     # 1. one process, one torch thread (a worker's share of the machine), pipelines interleaved.
     #    The malloc set-up is process-wide: hgx_malloc runs in a forked child that switches
@@ -361,7 +373,7 @@ def main(argv=None) -> dict:
         args.repeats, before=lambda name: tune_malloc(name == "hgx_malloc")))
     torch.set_num_threads(threads)
 
-    # 2. N worker processes through hgx's make_loader; the main process finishes the batches
+    # 2. N worker processes through hgx's make_loader
     n = max(1, args.workers)
     batches = max(2, args.samples // args.batch)
     many = {k: v for k, v in datasets.items() if k != "imread_reduced_2"}  # workers keep big
@@ -369,8 +381,7 @@ def main(argv=None) -> dict:
     ratesn = {name: [] for name in many}
     for r in range(args.repeats):
         for name, dataset in many.items():
-            ratesn[name].append(loader_rate(dataset, args.batch, n, batches, device, r + 1,
-                                            res, sigma))
+            ratesn[name].append(loader_rate(dataset, args.batch, n, batches, device, r + 1))
 
     # 3. where one sample's time goes: today and the what-ifs
     mirrors = mirrors_dataset(ds, keys[:8])
@@ -379,7 +390,7 @@ def main(argv=None) -> dict:
     torch.set_num_threads(1)
     for name, rule in {"hgx": TODAY, **WHAT_IFS}.items():
         collate_fn = collate_float if rule.float_out else collate
-        per_pass, reduces = [], []
+        per_pass = []
         for _ in range(args.repeats):
             times, reduces = {}, []
             for chunk in chunks:
@@ -442,6 +453,7 @@ LABELS = {"imread": "bare cv2.imread, full res  [baseline]",
           "imread_reduced_2": "cv2.imread REDUCED_COLOR_2",
           "hgx": "hgx training sample",
           "hgx_malloc": "hgx, glibc keeps big blocks",
+          "wi_cv2_decode": "before: cv2.imread decode",
           "wi_float_out": "before: float image+heatmaps out"}
 
 

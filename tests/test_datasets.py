@@ -97,3 +97,33 @@ def test_other_optimizers_train(hgx, optimizer):
     snap = torch.load(hgx.root / optimizer / "snapshots" / "best.pt", weights_only=False)
     state = next(iter(snap["optimizer"]["state"].values()))
     assert ("exp_avg" in state) if optimizer == "adam" else ("momentum_buffer" in state)
+
+
+def test_jpeg_decode_gives_the_pixels_of_cv2_imread_full_and_reduced(tmp_path):
+    """hgx decodes JPEGs with simplejpeg for speed; the pixels are exactly cv2.imread's, at
+    full and at 1/2, 1/4, 1/8 resolution, and a PNG still goes through cv2."""
+    import cv2
+
+    from hgx import options as hopts
+    from hgx.data.dataset import PoseDataset, read_annotations
+    from hgx.data.joints import MPII
+
+    rng = np.random.default_rng(0)
+    img = cv2.GaussianBlur(rng.integers(0, 256, (123, 301, 3), dtype=np.uint8), (0, 0), 3)
+    (tmp_path / "images").mkdir()
+    cv2.imwrite(str(tmp_path / "images" / "a.jpg"), img, [cv2.IMWRITE_JPEG_QUALITY, 90])
+    cv2.imwrite(str(tmp_path / "images" / "b.png"), img)
+    with h5py.File(tmp_path / "a.h5", "w") as f:
+        f["center"] = np.array([[150.0, 60.0]] * 2)
+        f["scale"] = np.array([0.5, 0.5])
+        f["part"] = np.zeros((2, 16, 2))
+        f["imgname"] = np.array([b"a.jpg", b"b.png"])
+    ds = PoseDataset(read_annotations(tmp_path / "a.h5", 16), tmp_path / "images", MPII,
+                     hopts.resolve(None, None, {}), augment=False)
+    flags = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
+             8: cv2.IMREAD_REDUCED_COLOR_8}
+    for row, name in enumerate(("a.jpg", "b.png")):
+        for reduce, flag in flags.items():
+            want = cv2.imread(str(tmp_path / "images" / name), flag)
+            got = ds.load_image(row, reduce)
+            assert got.shape == want.shape and np.array_equal(got, want), (name, reduce)

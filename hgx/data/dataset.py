@@ -146,29 +146,46 @@ class PoseDataset:
     def load_image(self, row: int, reduce: int = 1) -> np.ndarray:
         """Decode (at 1/``reduce`` resolution) into this process's reused array for that size:
         a fresh 2.7 MB array per photograph costs as much as the decode itself in page faults.
-        The returned array is overwritten by the next call."""
+        The returned array is overwritten by the next call. BGR, as ``cv2.imread`` gives it.
+
+        JPEGs go through simplejpeg (libjpeg-turbo 3): the same pixels as ``cv2.imread``, full
+        or reduced, 1.15x its rate (``benchmarks/bench_loader.py``); other files through cv2.
+        """
         path = self.image_dir / self.annot.imgname[row]
-        flag = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
-                8: cv2.IMREAD_REDUCED_COLOR_8}[reduce]
+        try:
+            data = path.read_bytes()
+        except OSError:
+            data = None
         image = None
-        if path.is_file():
-            buf = self._buffers.get(reduce)
-            # imread into a buffer returns the buffer's old pixels for a file it cannot read:
-            # only files OpenCV recognises go that way (the plain path reports the others).
-            if buf is not None and cv2.haveImageReader(str(path)):
-                try:
-                    image = cv2.imread(str(path), buf, flag)
-                except (cv2.error, TypeError):  # OpenCV without imread(dst): decode afresh
-                    image = None
-            if image is None:
-                image = cv2.imread(str(path), flag)
-            if image is not None:
-                self._buffers[reduce] = image
+        if data and data[:3] == b"\xff\xd8\xff":
+            image = self._decode_jpeg(data, reduce)
+        if image is None and data:
+            flag = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2,
+                    4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}[reduce]
+            image = cv2.imdecode(np.frombuffer(data, np.uint8), flag)
         if image is None:
-            what = "missing" if not path.is_file() else "unreadable (corrupt?)"
+            what = "missing" if data is None else "unreadable (corrupt?)"
             raise HgxError(f"image {path} ({self.annot.path.name} row {row}) is {what}; restore "
                            "it or remove the row from the annotation file")
         return image
+
+    def _decode_jpeg(self, data: bytes, reduce: int) -> np.ndarray | None:
+        """simplejpeg into the reused buffer; None where it cannot (cv2 then tries and reports)."""
+        try:
+            import simplejpeg
+        except ImportError:
+            return None
+        try:
+            h, w, _, _ = simplejpeg.decode_jpeg_header(data)
+            size = {"min_height": -(-h // reduce), "min_width": -(-w // reduce),
+                    "min_factor": reduce} if reduce > 1 else {}
+            h, w, _, _ = simplejpeg.decode_jpeg_header(data, **size)
+            buf = self._buffers.get(reduce)
+            if buf is None or buf.shape != (h, w, 3):
+                buf = self._buffers[reduce] = np.empty((h, w, 3), np.uint8)
+            return simplejpeg.decode_jpeg(data, "BGR", buffer=buf, **size)
+        except ValueError:  # corrupt, or a JPEG flavour it declines (e.g. CMYK)
+            return None
 
     def sample(self, row: int, rng: np.random.Generator | None):
         center, scale = self.box(row)
