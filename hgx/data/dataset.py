@@ -108,7 +108,7 @@ class PoseDataset:
         self.input_res = opts.input_res
         self.output_res = opts.output_res
         self.opts = opts
-        self._buffers: dict[int, np.ndarray] = {}  # decode targets, reused (per process)
+        self._buffers: dict[tuple, np.ndarray] = {}  # decode targets, reused (per process)
         self.cache = None  # (dir, origin (N,2), factor (N,)) when reading from a crop cache
 
     def use_cache(self, directory: Path, origin: np.ndarray, factor: np.ndarray) -> None:
@@ -144,33 +144,36 @@ class PoseDataset:
         return state
 
     def load_image(self, row: int, reduce: int = 1) -> np.ndarray:
-        """Decode (at 1/``reduce`` resolution) into this process's reused array for that size:
-        a fresh 2.7 MB array per photograph costs as much as the decode itself in page faults.
-        The returned array is overwritten by the next call. BGR, as ``cv2.imread`` gives it.
-
-        JPEGs go through simplejpeg (libjpeg-turbo 3): the same pixels as ``cv2.imread``, full
-        or reduced, 1.15x its rate (``benchmarks/bench_loader.py``); other files through cv2.
-        """
+        """Row's photograph, decoded at 1/``reduce`` resolution (BGR, as ``cv2.imread`` gives
+        it) into this process's reused array; overwritten by the next call."""
         path = self.image_dir / self.annot.imgname[row]
-        try:
-            data = path.read_bytes()
-        except OSError:
-            data = None
-        image = None
-        if data and data[:3] == b"\xff\xd8\xff":
-            image = self._decode_jpeg(data, reduce)
-        if image is None and data:
-            flag = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2,
-                    4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}[reduce]
-            image = cv2.imdecode(np.frombuffer(data, np.uint8), flag)
+        image = self._read(path, reduce)
         if image is None:
-            what = "missing" if data is None else "unreadable (corrupt?)"
+            what = "missing" if not path.is_file() else "unreadable (corrupt?)"
             raise HgxError(f"image {path} ({self.annot.path.name} row {row}) is {what}; restore "
                            "it or remove the row from the annotation file")
         return image
 
-    def _decode_jpeg(self, data: bytes, reduce: int) -> np.ndarray | None:
-        """simplejpeg into the reused buffer; None where it cannot (cv2 then tries and reports)."""
+    def _read(self, path: Path, reduce: int = 1, slot: str = "photo") -> np.ndarray | None:
+        """Decode a file into the reused array of ``slot`` and ``reduce``; None if it is missing
+        or unreadable. A fresh 2.7 MB array per photograph costs as much as the decode itself
+        in page faults. JPEGs go through simplejpeg (libjpeg-turbo 3): the pixels of
+        ``cv2.imread``, full or reduced, at 1.05-1.1x its rate (``benchmarks/bench_loader.py``);
+        other files, and JPEGs it declines, through cv2."""
+        try:
+            data = path.read_bytes()
+        except OSError:
+            return None
+        image = None
+        if data[:3] == b"\xff\xd8\xff":
+            image = self._decode_jpeg(data, reduce, slot)
+        if image is None and data:
+            flag = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2,
+                    4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}[reduce]
+            image = cv2.imdecode(np.frombuffer(data, np.uint8), flag)
+        return image
+
+    def _decode_jpeg(self, data: bytes, reduce: int, slot: str) -> np.ndarray | None:
         try:
             import simplejpeg
         except ImportError:
@@ -180,9 +183,9 @@ class PoseDataset:
             size = {"min_height": -(-h // reduce), "min_width": -(-w // reduce),
                     "min_factor": reduce} if reduce > 1 else {}
             h, w, _, _ = simplejpeg.decode_jpeg_header(data, **size)
-            buf = self._buffers.get(reduce)
+            buf = self._buffers.get((slot, reduce))
             if buf is None or buf.shape != (h, w, 3):
-                buf = self._buffers[reduce] = np.empty((h, w, 3), np.uint8)
+                buf = self._buffers[(slot, reduce)] = np.empty((h, w, 3), np.uint8)
             return simplejpeg.decode_jpeg(data, "BGR", buffer=buf, **size)
         except ValueError:  # corrupt, or a JPEG flavour it declines (e.g. CMYK)
             return None
@@ -208,7 +211,7 @@ class PoseDataset:
                 np.vstack([m_in, [0, 0, 1]])
         if self.cache is not None:
             directory, origin, factor = self.cache
-            image = cv2.imread(str(directory / f"{row}.jpg"), cv2.IMREAD_COLOR)
+            image = self._read(directory / f"{row}.jpg", slot="cache")
             if image is None:
                 raise HgxError(f"crop cache file {directory / f'{row}.jpg'} is missing or "
                                "corrupt; rebuild the cache with `hgx data cache`")
