@@ -54,17 +54,13 @@ def _load_model(opts, typed: dict):
         return opts, None
     from hgx.data import skeleton_for
     from hgx.models import build_model
-    from hgx.models.convert import check_compatible, load_any_checkpoint
+    from hgx.models.convert import check_compatible, load_any_checkpoint, with_arch
 
     path = Path(opts.load_model).expanduser()
     if not path.is_file():
         raise HgxError(f"--load-model {path}: file not found")
     loaded = load_any_checkpoint(path)
-    values = hopts.as_dict(opts)
-    for key in ("stacks", "features", "modules", "depth", "mid", "stem"):
-        if key not in typed and key in loaded.arch:
-            values[key] = loaded.arch[key] or 0
-    opts = hopts.Options(**values)
+    opts = hopts.Options(**with_arch(hopts.as_dict(opts), loaded.arch, keep=typed))
     model = build_model(opts, skeleton_for(opts).num_joints)
     check_compatible(model, loaded.state_dict, str(path))
     return opts, loaded.state_dict

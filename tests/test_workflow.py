@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import torch
 import yaml
@@ -214,3 +215,37 @@ def test_generation_then_loader_workers_in_one_process_does_not_hang(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "hgx", "new", "g", *args], env=env,
                           capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_the_gpu_recipe_bf16_autocast_runs_end_to_end_and_is_recorded(hgx, monkeypatch):
+    """The CUDA recipe (bf16 autocast, channels_last, loss in fp32), forced onto the CPU, which
+    autocasts bf16 too: a run trains, validates, snapshots, and records its precision."""
+    import torch
+
+    from hgx.engine import device as hdev
+    from hgx.engine import train
+
+    seen = []
+
+    def bf16_runtime(opts, local_rank=0):
+        runtime = hdev.Runtime(torch.device("cpu"), "bf16", True)
+        seen.append(runtime)
+        return runtime
+
+    real_loss = train.heatmap_loss
+
+    def checked_loss(outputs, target):
+        loss = real_loss(outputs, target)
+        if torch.is_grad_enabled():
+            assert outputs[-1].dtype == torch.bfloat16 and loss.dtype == torch.float32
+        return loss
+
+    monkeypatch.setattr(train, "setup_runtime", bf16_runtime)
+    monkeypatch.setattr(train, "heatmap_loss", checked_loss)
+    code, out = hgx("new", "b", *TINY, "--epochs", "2")
+    assert code == 0, out
+    assert seen, "the trainer did not take its runtime from setup_runtime"
+    state = json.loads((hgx.root / "b" / "state.json").read_text())
+    assert state["precision"] == "bf16" and state["epochs_done"] == 2
+    rows = read_tsv(hgx.root / "b" / "valid.log")
+    assert all(math.isfinite(r["loss"]) for r in rows) and len(rows) == 2

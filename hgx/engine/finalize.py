@@ -31,7 +31,7 @@ def load_model_for(exp: Experiment | None, which: str = "best", load_model: str 
     from hgx.data import skeleton_for
     from hgx.engine.device import setup_runtime
     from hgx.models import build_model
-    from hgx.models.convert import check_compatible, load_any_checkpoint
+    from hgx.models.convert import check_compatible, load_any_checkpoint, with_arch
 
     overrides = overrides or {}
     if load_model:
@@ -39,10 +39,8 @@ def load_model_for(exp: Experiment | None, which: str = "best", load_model: str 
         if not path.is_file():
             raise HgxError(f"--load-model {path}: file not found")
         loaded = load_any_checkpoint(path)
-        base = exp.options() if exp is not None else {}
-        values = {**base, **{k: v for k, v in loaded.arch.items() if k in hopts.BY_NAME}}
-        values["mid"] = values.get("mid") or 0
-        opts = hopts.resolve(None, values, overrides)
+        opts = hopts.resolve(None, with_arch(exp.options() if exp is not None else {},
+                                             loaded.arch), overrides)
         state_dict = loaded.state_dict
     else:
         if exp is None:

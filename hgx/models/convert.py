@@ -484,6 +484,16 @@ def _validate(sd: dict[str, torch.Tensor], arch: dict[str, Any], path: Path, sou
     return {k: sd[k] for k in expected}
 
 
+def with_arch(values: dict, arch: Mapping[str, Any], keep=()) -> dict:
+    """Option ``values`` with a checkpoint's architecture (``LoadedModel.arch``) for every
+    architecture option not in ``keep`` (those the user typed)."""
+    out = dict(values)
+    for key in ARCH_KEYS:
+        if key != "joints" and key not in keep and key in arch:
+            out[key] = 0 if arch[key] is None else arch[key]
+    return out
+
+
 def _arch_text(arch: Mapping[str, Any]) -> str:
     return " ".join(f"{k}={arch.get(k)}" for k in ARCH_KEYS)
 
@@ -560,4 +570,4 @@ def check_compatible(model: nn.Module, state_dict: Mapping[str, torch.Tensor],
 
 
 __all__ = ["LoadedModel", "load_any_checkpoint", "build_from_checkpoint", "check_compatible",
-           "infer_hgx_arch", "HGX", "PRINCETON", "BEARPAW"]
+           "infer_hgx_arch", "with_arch", "HGX", "PRINCETON", "BEARPAW"]
