@@ -44,3 +44,22 @@ def tree_hashes(path: Path) -> dict[str, str]:
     """sha256 of every file below ``path`` (to prove a directory was not changed)."""
     return {str(p.relative_to(path)): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(path.rglob("*")) if p.is_file()}
+
+
+def dataset_of(tmp_path: Path, names: list[str], center, scale: float, **opts):
+    """A PoseDataset of one person (no joints annotated) per image in tmp_path/images."""
+    import h5py
+    import numpy as np
+
+    from hgx import options as hopts
+    from hgx.data.dataset import PoseDataset, read_annotations
+    from hgx.data.joints import MPII
+
+    n = len(names)
+    with h5py.File(tmp_path / "a.h5", "w") as f:
+        f["center"] = np.array([center] * n, float)
+        f["scale"] = np.full(n, scale)
+        f["part"] = np.zeros((n, 16, 2))
+        f["imgname"] = np.array([name.encode() for name in names])
+    return PoseDataset(read_annotations(tmp_path / "a.h5", 16), tmp_path / "images", MPII,
+                       hopts.resolve(None, None, opts), augment=False)

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import TINY, tree_hashes
+from conftest import TINY, dataset_of, tree_hashes
 from hgx.experiment import read_tsv
 
 # Long enough epochs that kills land in training, validation and snapshot writing; a
@@ -247,24 +247,14 @@ def test_load_model_that_does_not_fit(hgx):
 def test_corrupt_image_after_a_good_one_is_still_reported(tmp_path):
     """Decoding reuses a buffer: a corrupt file must not come back as the previous image."""
     import cv2
-    import h5py
 
-    from hgx import options as hopts
-    from hgx.data.dataset import PoseDataset, read_annotations
-    from hgx.data.joints import MPII
     from hgx.errors import HgxError
 
     (tmp_path / "images").mkdir()
     cv2.imwrite(str(tmp_path / "images" / "good.jpg"), np.full((120, 160, 3), 128, np.uint8))
     (tmp_path / "images" / "bad.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
-    with h5py.File(tmp_path / "a.h5", "w") as f:
-        f["center"] = np.array([[80.0, 60.0]] * 2)
-        f["scale"] = np.array([0.4, 0.4])
-        f["part"] = np.zeros((2, 16, 2))
-        f["imgname"] = np.array([b"good.jpg", b"bad.jpg"])
-    ds = PoseDataset(read_annotations(tmp_path / "a.h5", 16), tmp_path / "images", MPII,
-                     hopts.resolve(None, None, {"input_res": 64, "output_res": 16}),
-                     augment=False)
+    ds = dataset_of(tmp_path, ["good.jpg", "bad.jpg"], (80.0, 60.0), 0.4, input_res=64,
+                    output_res=16)
     ds[(0, 1, 0)]
     with pytest.raises(HgxError, match=r"bad.jpg \(a.h5 row 1\)"):
         ds[(1, 1, 1)]

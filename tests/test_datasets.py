@@ -6,7 +6,7 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import TINY
+from conftest import TINY, dataset_of
 
 
 def _custom_from_synthetic(hgx, tmp_path, joints):
@@ -104,22 +104,12 @@ def test_jpeg_decode_gives_the_pixels_of_cv2_imread_full_and_reduced(tmp_path):
     full and at 1/2, 1/4, 1/8 resolution, and a PNG still goes through cv2."""
     import cv2
 
-    from hgx import options as hopts
-    from hgx.data.dataset import PoseDataset, read_annotations
-    from hgx.data.joints import MPII
-
     rng = np.random.default_rng(0)
     img = cv2.GaussianBlur(rng.integers(0, 256, (123, 301, 3), dtype=np.uint8), (0, 0), 3)
     (tmp_path / "images").mkdir()
     cv2.imwrite(str(tmp_path / "images" / "a.jpg"), img, [cv2.IMWRITE_JPEG_QUALITY, 90])
     cv2.imwrite(str(tmp_path / "images" / "b.png"), img)
-    with h5py.File(tmp_path / "a.h5", "w") as f:
-        f["center"] = np.array([[150.0, 60.0]] * 2)
-        f["scale"] = np.array([0.5, 0.5])
-        f["part"] = np.zeros((2, 16, 2))
-        f["imgname"] = np.array([b"a.jpg", b"b.png"])
-    ds = PoseDataset(read_annotations(tmp_path / "a.h5", 16), tmp_path / "images", MPII,
-                     hopts.resolve(None, None, {}), augment=False)
+    ds = dataset_of(tmp_path, ["a.jpg", "b.png"], (150.0, 60.0), 0.5)
     flags = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
              8: cv2.IMREAD_REDUCED_COLOR_8}
     for row, name in enumerate(("a.jpg", "b.png")):
