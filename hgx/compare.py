@@ -547,11 +547,15 @@ SHORT = {"train_loss": "train loss", "valid_loss": "valid loss", "train_acc": "t
 def render_table(data: dict, title: str | None = None):
     """A rich Table: run, parent (@ branch epoch), epochs done/total, best valid acc (epoch),
     last lr, the last value of each metric, then only the options that differ across the
-    runs (``epochs``, the total, already shows in the epochs column)."""
+    runs (``epochs``, the total, already shows in the epochs column; ``lr`` too, in the last lr
+    column, unless a schedule moved it)."""
     from rich.markup import escape
     from rich.table import Table
 
-    options = [k for k in data["differing_options"] if k != "epochs"]
+    same_lr = all(r["kind"] == "hgx" and r["options"].get("lr") == r["last_lr"]
+                  for r in data["runs"])  # then the "last lr" column already shows it
+    options = [k for k in data["differing_options"]
+               if k != "epochs" and not (k == "lr" and same_lr)]
     packed = len(options) > OPTION_COLUMNS  # many: one wrapped column of key=value
     caption = "in cyan: the options that differ across the runs" if options else None
     table = Table(title=title, title_justify="left", caption=caption, caption_justify="left",
