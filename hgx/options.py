@@ -109,9 +109,11 @@ SCHEMA: tuple[Option, ...] = (
     O("threads", int, 0, "CPU threads for torch (0 = torch's default).", "run", min=0),
     O("nproc", int, 1, "Processes (GPUs) per node: >1 trains with DistributedDataParallel "
       "through torchrun; --batch-size is per process.", "run", min=1),
-    O("nnodes", int, 1, "Nodes (torchrun --nnodes); run hgx on each with its --node-rank.",
-      "run", min=1),
-    O("node_rank", int, 0, "This node's rank (torchrun --node-rank).", "run", min=0),
+    O("nnodes", int, 1, "Nodes (torchrun --nnodes): run the same hgx command on each, adding "
+      "its --node-rank; the experiments directory must be on a filesystem they share.", "run",
+      min=1),
+    O("node_rank", int, 0, "This node's rank (torchrun --node-rank). Nodes other than 0 only "
+      "join: node 0's hgx creates, locks and writes the experiment.", "run", min=0),
     O("master_addr", str, "127.0.0.1", "Address of node 0 (torchrun --master-addr).", "run"),
     O("master_port", int, 29500, "Port on node 0 (torchrun --master-port).", "run", min=1,
       max=65535),

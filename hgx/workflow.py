@@ -127,6 +127,26 @@ def _train_distributed(exp: Experiment, opts, log) -> RunResult:
     return RunResult(exp.name, 0, f"{exp.name}: stopped after {done}; {how}")
 
 
+def _join(root: Path, name: str, opts, log) -> RunResult:
+    """A node other than 0 of a multi-node run, started with the same command as node 0 plus
+    its --node-rank. Node 0's hgx creates, locks and writes the experiment (on a filesystem all
+    nodes share); this one only starts its torchrun agent, whose ranks read the experiment once
+    every node has joined the rendezvous, which node 0 enters after writing it."""
+    from hgx.engine.distributed import launch
+
+    _check_run(opts)
+    log(f"{name}: joining as node {opts.node_rank} of {opts.nnodes} ({opts.nproc} processes "
+        f"here); node 0 at {opts.master_addr}:{opts.master_port} writes the experiment")
+    code, signum = launch(str(root / name), opts)
+    where = f"node {opts.node_rank} of {name}"
+    if signum is not None:
+        return RunResult(name, EXIT_SIGNAL.get(signum, 130), f"{where}: interrupted")
+    if code != 0:
+        return RunResult(name, 1, f"{where}: torchrun failed (exit {code}); the output above "
+                                  "says why")
+    return RunResult(name, 0, f"{where}: done; node 0 has the logs and snapshots")
+
+
 def worker(exp_path: str) -> int:
     """One rank of a distributed run (started by torchrun through `hgx _worker`)."""
     from hgx import checkpoint
@@ -153,11 +173,15 @@ def new(name: str | None, typed_raw: dict, preset: str | None = None, exp_dir=No
     typed = typed_options(typed_raw)
     preset_values = hopts.load_preset(preset) if preset else {}
     if name is None:
+        if typed.get("node_rank"):
+            raise UsageError("--node-rank: give the experiment's NAME, the same on every node")
         name = generate_name(root)
         log(f"experiment name: {name}")
     from hgx.experiment import check_name
 
     check_name(name)
+    if typed.get("node_rank"):
+        return _join(root, name, hopts.resolve(preset_values, None, typed), log)
     if (root / name).exists():
         raise HgxError(f"experiment '{name}' already exists in {root}; pick another name, or "
                        f"`hgx continue {name}` to resume it")
@@ -177,9 +201,11 @@ def continue_(name: str, typed_raw: dict, exp_dir=None, log: Callable = print,
     from hgx.engine.train import StartState, start_from_snapshot
 
     root = exp_root(exp_dir)
+    typed = typed_options(typed_raw)
+    if typed.get("node_rank"):
+        return _join(root, name, hopts.resolve(None, None, typed), log)
     exp = Experiment.open(root, name)
     stored = exp.options()
-    typed = typed_options(typed_raw)
     state = exp.state()
     has_weights = state.get("last_snapshot") is not None or bool(exp.snapshot_files())
     if has_weights:
@@ -218,8 +244,10 @@ def branch(old: str, new_name: str, typed_raw: dict, from_epoch: int | None = No
     from hgx.experiment import check_name
 
     root = exp_root(exp_dir)
-    parent = Experiment.open(root, old)
     check_name(new_name)
+    if typed_options(typed_raw).get("node_rank"):
+        return _join(root, new_name, hopts.resolve(None, None, typed_options(typed_raw)), log)
+    parent = Experiment.open(root, old)
     if (root / new_name).exists():
         raise HgxError(f"experiment '{new_name}' already exists in {root}; pick another name")
     stored = parent.options()

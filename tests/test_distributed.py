@@ -47,3 +47,44 @@ def test_sync_bn_on_cpu_is_refused_before_anything_is_written(hgx):
     code, out = hgx("new", "d", *TINY, "--nproc", "2", "--sync-bn", "--device", "cpu")
     assert code == 2 and "--sync-bn needs CUDA" in out
     assert not (hgx.root / "d").exists()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_nodes_make_one_experiment(hgx):
+    """Two "nodes" on this machine (torchrun --nnodes 2, one gloo process each): the same
+    command on both, plus --node-rank 1 on the second. Node 0 writes; node 1 only joins."""
+    import os
+    import subprocess
+    import sys
+
+    assert hgx("new", "warm", *TINY, "--epochs", "1")[0] == 0  # the dataset exists first
+    env = {**os.environ, "HGX_EXP_DIR": str(hgx.root)}
+    cmd = [sys.executable, "-m", "hgx", "new", "m", *TINY, "--epochs", "2", "--batch-size", "2",
+           "--nnodes", "2", "--master-port", str(_free_port())]
+    nodes = [subprocess.Popen(cmd + extra, env=env, text=True, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT) for extra in ([], ["--node-rank", "1"])]
+    outs = [p.communicate(timeout=240)[0] for p in nodes]
+    assert [p.returncode for p in nodes] == [0, 0], outs
+    assert "joining as node 1 of 2" in outs[1]
+    d = hgx.root / "m"
+    assert [int(r["epoch"]) for r in read_tsv(d / "train.log")] == [1, 2]
+    state = json.loads((d / "state.json").read_text())
+    assert state["processes"] == 2 and state["finished"]
+    history = [json.loads(x) for x in (d / "history.jsonl").read_text().splitlines()]
+    assert [h["command"] for h in history] == ["new"]  # node 1 wrote nothing
+    assert json.loads(hgx("show", "m", "--json")[1])["options"]["node_rank"] == 0
+
+
+def test_node_rank_needs_a_name_and_a_rank_below_nnodes(hgx):
+    code, out = hgx("new", *TINY, "--nnodes", "2", "--node-rank", "1")
+    assert code == 2 and "give the experiment's NAME" in out
+    code, out = hgx("new", "x", *TINY, "--nnodes", "2", "--node-rank", "2")
+    assert code == 2 and "--node-rank 2 must be below --nnodes 2" in out
+    assert not hgx.root.exists() or not any(hgx.root.iterdir())
