@@ -184,6 +184,14 @@ def test_a_sample_leaves_the_worker_compact_and_becomes_the_network_input(tmp_pa
                      s.colour[:, None, None], 0, 1)
     np.testing.assert_allclose(image, expect, atol=1e-6)
     np.testing.assert_array_equal(hm, T.draw_heatmaps(s.joints, s.present, 32))
+    # a batch made on the device is channels_last in memory for free (the crops are HWC)
+    import torch
+
+    from hgx.data.batch import collate, to_device
+
+    images, maps = to_device(collate([s, s]), torch.device("cpu"), True, 32, 1.75)
+    assert images.is_contiguous(memory_format=torch.channels_last)
+    assert images.shape == (2, 3, 128, 128) and maps.shape == (2, 16, 32, 32)
     assert meta["flip"] == s.meta["flip"]
     np.testing.assert_array_equal(meta["hm_to_image"], s.meta["hm_to_image"])
 
