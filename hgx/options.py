@@ -101,8 +101,9 @@ SCHEMA: tuple[Option, ...] = (
       "kept; 0 = only those).", "run", min=0),
     O("checkpoint_minutes", float, 5.0, "Also snapshot inside an epoch every N minutes "
       "(0 = only at epoch ends).", "run", min=0),
-    O("workers", int, 2, "Data-loading worker processes (0 = in the main process).", "run",
-      min=0),
+    O("workers", int, -1, "Data-loading worker processes: 0 = in the main process, -1 = "
+      "auto (2 on the CPU; on CUDA the cores per GPU process less one, at most 16).", "run",
+      min=-1),
     O("device", str, "auto", "Device: auto, cpu, cuda or cuda:N.", "run"),
     O("compile", bool, False, "torch.compile the model (first steps are slow while it "
       "compiles).", "run"),

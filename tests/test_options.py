@@ -99,3 +99,21 @@ def test_user_errors_are_one_line_without_traceback(tmp_path, args, code, fragme
     assert fragment in res.stderr
     assert "Traceback" not in res.stderr and len(res.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "exp" / "x").exists()
+
+
+def test_auto_workers_resolve_per_device_and_processes(monkeypatch):
+    import os
+
+    import torch
+
+    from hgx import options as hopts
+    from hgx.engine.device import loader_workers
+
+    assert hopts.resolve().workers == -1  # auto by default
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert loader_workers(-1, cpu) == 2 and loader_workers(0, cuda) == 0
+    assert loader_workers(5, cpu) == 5
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _: set(range(16)), raising=False)
+    assert loader_workers(-1, cuda) == 15 and loader_workers(-1, cuda, 4) == 3
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _: set(range(64)), raising=False)
+    assert loader_workers(-1, cuda) == 16  # at most 16

@@ -40,6 +40,21 @@ class Runtime:
                 for k, v in module.state_dict().items()}
 
 
+def loader_workers(requested: int, device: torch.device, processes_here: int = 1) -> int:
+    """--workers, with -1 (auto) resolved: 2 on the CPU, where the training step is the
+    bottleneck by far; on CUDA every core this process may have, less one for itself, up to
+    16 (a worker makes about 230 samples/s of 1280x720 JPEGs: benchmarks/bench_loader.py)."""
+    if requested >= 0:
+        return requested
+    if device.type != "cuda":
+        return 2
+    import os
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else \
+        (os.cpu_count() or 2)
+    return max(1, min(16, cores // max(1, processes_here) - 1))
+
+
 def select_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -101,13 +101,14 @@ def run(loaded: Loaded, split: str, flip: bool, scales, batch: int = 0, interact
         limit: int = 0):
     """Predictions of ``loaded`` on a split, rows in the annotation file's order."""
     from hgx.data import open_split
-    from hgx.engine.device import setup_runtime
+    from hgx.engine.device import loader_workers, setup_runtime
     from hgx.engine.predict import predict
 
     dataset = open_split(loaded.opts, split)
     runtime = setup_runtime(loaded.opts)
     pred = predict(loaded.model, dataset, runtime, batch=batch or loaded.opts.valid_batch_size,
-                   flip=flip, scales=tuple(scales), workers=loaded.opts.workers,
+                   flip=flip, scales=tuple(scales),
+                   workers=loader_workers(loaded.opts.workers, runtime.device),
                    label=f"predict {split}", interactive=interactive, limit=limit)
     return pred, dataset
 

@@ -22,7 +22,7 @@ from hgx.data import labels
 from hgx.data import transforms as T
 from hgx.data.batch import collate, to_device as batch_to_device
 from hgx.data.dataset import EpochSampler
-from hgx.engine.device import Runtime, setup_runtime
+from hgx.engine.device import Runtime, loader_workers, setup_runtime
 from hgx.engine.distributed import from_env
 from hgx.engine.progress import Progress
 from hgx.experiment import Experiment
@@ -161,7 +161,9 @@ class Trainer:
         self.log = log if self.dist.is_main else (lambda *a, **k: None)
         log = self.log
         self.runtime = setup_runtime(opts, self.dist.local_rank)
-        if opts.workers == 0:
+        local = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+        self.workers = loader_workers(opts.workers, self.runtime.device, local)
+        if self.workers == 0:
             keep_big_blocks()
         self.train_set = open_split(opts, "train", augment=True, log=log)
         self.valid_set = open_split(opts, "valid", augment=False, log=log)
@@ -196,9 +198,9 @@ class Trainer:
         self.valid_sampler = EpochSampler(len(self.valid_set), opts.valid_batch_size,
                                           opts.valid_iters, opts.seed, shuffle=False)
         self.train_loader = make_loader(self.train_set, self.train_sampler, opts.batch_size,
-                                        opts.workers, self.runtime)
+                                        self.workers, self.runtime)
         self.valid_loader = make_loader(self.valid_set, self.valid_sampler,
-                                        opts.valid_batch_size, opts.workers, self.runtime)
+                                        opts.valid_batch_size, self.workers, self.runtime)
         self.progress = Progress(interactive if self.dist.is_main else False,
                                  every=30.0 if self.dist.is_main else float("inf"))
         self.interrupt: int | None = None
