@@ -249,3 +249,19 @@ def test_the_gpu_recipe_bf16_autocast_runs_end_to_end_and_is_recorded(hgx, monke
     assert state["precision"] == "bf16" and state["epochs_done"] == 2
     rows = read_tsv(hgx.root / "b" / "valid.log")
     assert all(math.isfinite(r["loss"]) for r in rows) and len(rows) == 2
+
+
+def test_the_number_of_loader_workers_never_changes_the_run(hgx):
+    """Samples are keyed by (row, epoch, position): 0 or 2 workers give the same weights and
+    logs, so --workers auto (its number differs between machines) is safe."""
+    runs = {}
+    for w in ("0", "2"):
+        assert hgx("new", f"w{w}", *TINY, "--epochs", "2", "--workers", w)[0] == 0
+        d = hgx.root / f"w{w}"
+        snap = torch.load(d / "snapshots" / "epoch-0002.pt", weights_only=True)
+        logs = [[{k: r[k] for k in ("loss", "acc")} for r in read_tsv(d / f"{s}.log")]
+                for s in ("train", "valid")]
+        runs[w] = snap["model"], logs
+    (m0, logs0), (m2, logs2) = runs["0"], runs["2"]
+    assert logs0 == logs2
+    assert all(torch.equal(m0[k], m2[k]) for k in m0)
