@@ -202,11 +202,16 @@ def continue_(name: str, typed_raw: dict, exp_dir=None, log: Callable = print,
 
     root = exp_root(exp_dir)
     typed = typed_options(typed_raw)
-    if typed.get("node_rank"):
-        return _join(root, name, hopts.resolve(None, None, typed), log)
     exp = Experiment.open(root, name)
     stored = exp.options()
     state = exp.state()
+    if typed.get("node_rank"):
+        opts = hopts.resolve(None, stored, typed)
+        if int(state.get("epochs_done", 0)) >= opts.epochs and not state.get("iteration"):
+            return RunResult(exp.name, 0, f"nothing to do: {exp.name} has done "
+                                          f"{state.get('epochs_done', 0)} of {opts.epochs} "
+                                          "epochs (node 0 says the same)")
+        return _join(root, name, opts, log)
     has_weights = state.get("last_snapshot") is not None or bool(exp.snapshot_files())
     if has_weights:
         _refuse_arch_change(stored, typed, "continue")

@@ -80,6 +80,9 @@ def test_two_nodes_make_one_experiment(hgx):
     history = [json.loads(x) for x in (d / "history.jsonl").read_text().splitlines()]
     assert [h["command"] for h in history] == ["new"]  # node 1 wrote nothing
     assert json.loads(hgx("show", "m", "--json")[1])["options"]["node_rank"] == 0
+    # a finished run: node 1 sees there is nothing to do, as node 0 does, and waits for nobody
+    code, out = hgx("continue", "m", "--nnodes", "2", "--node-rank", "1")
+    assert code == 0 and "nothing to do" in out
 
 
 def test_node_rank_needs_a_name_and_a_rank_below_nnodes(hgx):
