@@ -250,13 +250,13 @@ def branch(old: str, new_name: str, typed_raw: dict, from_epoch: int | None = No
 
     root = exp_root(exp_dir)
     check_name(new_name)
-    if typed_options(typed_raw).get("node_rank"):
-        return _join(root, new_name, hopts.resolve(None, None, typed_options(typed_raw)), log)
+    typed = typed_options(typed_raw)
+    if typed.get("node_rank"):
+        return _join(root, new_name, hopts.resolve(None, None, typed), log)
     parent = Experiment.open(root, old)
     if (root / new_name).exists():
         raise HgxError(f"experiment '{new_name}' already exists in {root}; pick another name")
     stored = parent.options()
-    typed = typed_options(typed_raw)
     _refuse_arch_change(stored, typed, "branch")
     which = "best" if from_best else str(from_epoch) if from_epoch is not None else "last"
     src, data = checkpoint.select(parent, which, warn=log)

@@ -180,9 +180,11 @@ class PoseDataset:
             return None
         try:
             h, w, _, _ = simplejpeg.decode_jpeg_header(data)
-            size = {"min_height": -(-h // reduce), "min_width": -(-w // reduce),
-                    "min_factor": reduce} if reduce > 1 else {}
-            h, w, _, _ = simplejpeg.decode_jpeg_header(data, **size)
+            size = {}
+            if reduce > 1:
+                size = {"min_height": -(-h // reduce), "min_width": -(-w // reduce),
+                        "min_factor": reduce}
+                h, w, _, _ = simplejpeg.decode_jpeg_header(data, **size)
             buf = self._buffers.get((slot, reduce))
             if buf is None or buf.shape != (h, w, 3):
                 buf = self._buffers[(slot, reduce)] = np.empty((h, w, 3), np.uint8)

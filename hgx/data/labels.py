@@ -8,6 +8,7 @@ the consumer draws the maps here, on the GPU when there is one.
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import numpy as np
 import torch
@@ -21,6 +22,13 @@ def gaussian_1d(sigma: float) -> np.ndarray:
     return np.exp(-(x ** 2) / (2 * sigma ** 2))
 
 
+@lru_cache(maxsize=None)
+def _on_device(values: tuple, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """A small constant tensor, copied to ``device`` once: a copy from host memory every batch
+    would make the host wait for the GPU's queue."""
+    return torch.tensor(values, dtype=dtype, device=device)
+
+
 def draw(joints: torch.Tensor, present: torch.Tensor, res: int,
          sigma: float = 1.75) -> torch.Tensor:
     """Heatmaps (..., J, res, res) float32 for joints (..., J, 2) in heatmap pixels.
@@ -29,7 +37,7 @@ def draw(joints: torch.Tensor, present: torch.Tensor, res: int,
     and far-outside joints give empty maps. Built as the outer product of one masked row and one
     masked column per joint, so nothing outside the windows is ever computed per pixel.
     """
-    g = torch.from_numpy(gaussian_1d(sigma)).to(joints.device)
+    g = _on_device(tuple(gaussian_1d(sigma).tolist()), torch.float32, joints.device)
     half = (len(g) - 1) // 2
     joints = joints.to(torch.float32)
     ok = present.to(torch.bool) & torch.isfinite(joints).all(-1)
@@ -72,7 +80,7 @@ def accuracy_counts(output: torch.Tensor, target: torch.Tensor, joints: tuple[in
     """Per-joint (hits, labelled) counts of pose-hg-train's training metric over a batch: the
     argmax is within ``threshold`` * res/10 of the target's, on target maps that have a peak.
     Stays on the device: no host sync."""
-    idx = list(joints)
+    idx = _on_device(tuple(joints), torch.long, output.device)
     res = output.shape[-1]
     p, _ = decode(output[:, idx])
     t, tscore = decode(target[:, idx])

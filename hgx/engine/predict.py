@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from hgx.data import labels
 from hgx.data import transforms as T
-from hgx.data.batch import collate, input_images
+from hgx.data.batch import collate, to_device
 from hgx.data.dataset import EpochSampler, PoseDataset
 from hgx.engine.device import Runtime
 from hgx.engine.progress import Progress
@@ -81,8 +81,8 @@ def predict(model, dataset: PoseDataset, runtime: Runtime, batch: int = 8, flip:
         for i, batches in enumerate(zip(*loaders)):
             acc = None
             for s, batch in zip(scales, batches):
-                images = input_images(batch.crops.to(runtime.device, non_blocking=True),
-                                      batch.colour.to(runtime.device), runtime.channels_last)
+                images, _ = to_device(batch, runtime.device, runtime.channels_last,
+                                      dataset.output_res, dataset.opts.hm_sigma, heatmaps=False)
                 hm = to_reference_frame(heatmaps_for(model, images, runtime, flip, flip_index),
                                         s)
                 acc = hm if acc is None else acc + hm
