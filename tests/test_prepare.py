@@ -8,6 +8,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+
+from conftest import require_shared
 import scipy.io as sio
 
 from hgx.data import prepare
@@ -24,8 +26,7 @@ POINT = ["id", "x", "y", "is_visible"]
 
 
 def _real_valid():
-    if not REAL_VALID.is_file():
-        pytest.skip(f"real MPII annotations not found at {REAL_VALID}")
+    require_shared(REAL_VALID)
     with h5py.File(REAL_VALID, "r") as f:
         return {k: f[k][()] for k in f}
 
@@ -125,9 +126,10 @@ def test_mpii_membership_rows_and_floats(mpii):
         [(0, 0), (0, 1), (1, 0), (2, 0)]
     assert list(tr["imgname"]) == [b"000000000.jpg", b"000000000.jpg", b"000000001.jpg",
                                    b"000000002.jpg"]
-    row = 2  # image 1, person 0
-    np.testing.assert_array_equal(tr["center"][row], [55.5, 120.25])
-    assert tr["scale"][row] == 2.5
+    row = 2  # image 1, person 0: the raw objpos (55.5, 120.25) and scale 2.5 stored as the
+    # crop box, adjusted once as pose-hg-train's mpii.lua:92-94 (centre +15 s, side x 1.25)
+    np.testing.assert_array_equal(tr["center"][row], [55.5, 120.25 + 15 * 2.5])
+    assert tr["scale"][row] == 2.5 * 1.25
     for j, x, y, _ in P1:
         np.testing.assert_array_equal(tr["part"][row, j], [x, y])  # floats kept
     others = [j for j in range(16) if j not in {p[0] for p in P1}]
@@ -144,11 +146,12 @@ def test_mpii_membership_rows_and_floats(mpii):
 
     va, _ = _read(out / "valid.h5")
     assert (int(va["index"][0]), int(va["person"][0])) == (6, 0)
-    assert va["scale"][0] == 4.0 and va["imgname"][0] == b"000000006.jpg"
+    assert va["scale"][0] == 4.0 * 1.25 and va["imgname"][0] == b"000000006.jpg"
     te, _ = _read(out / "test.h5")
     assert (int(te["index"][0]), int(te["person"][0])) == (4, 0)
-    np.testing.assert_array_equal(te["center"][0], [300.5, 200.5])
-    assert te["scale"][0] == 3.25 and not te["part"].any() and math.isnan(te["normalize"][0])
+    np.testing.assert_array_equal(te["center"][0], [300.5, 200.5 + 15 * 3.25])
+    assert te["scale"][0] == 3.25 * 1.25 and not te["part"].any()
+    assert math.isnan(te["normalize"][0])
 
 
 def test_mpii_layout_is_read_by_hgx(mpii):
@@ -232,10 +235,16 @@ def test_conventions_reproduce_valid_h5():
               for p, ok in zip(part, present)]
     np.testing.assert_allclose(angles, real["torsoangle"], atol=1e-9)
     np.testing.assert_allclose(real["normalize"], 20 * real["scale"], rtol=1e-5)
+    # LSP's framing re-derived from the stored boxes, which ARE the crops (hgx.data.formats):
+    # crop side / joint-box side and the crop centre's drop below the joint-box centre
     full = present.all(axis=1)
-    box = part[full].max(axis=1) - part[full].min(axis=1)
-    ratio = prepare.LSP_SCALE_FACTOR * box.max(axis=1) / 200 / real["scale"][full]
-    assert full.sum() > 2000 and abs(np.median(ratio) - 1) < 0.01
+    lo, hi = part[full].min(axis=1), part[full].max(axis=1)
+    side = 200 * real["scale"][full]
+    assert full.sum() == 2016
+    assert np.median(side / (hi - lo).max(axis=1)) == pytest.approx(prepare.LSP_SCALE_FACTOR,
+                                                                  abs=0.005)
+    drop = (real["center"][full, 1] - (lo[:, 1] + hi[:, 1]) / 2) / side
+    assert np.median(drop) == pytest.approx(prepare.LSP_CENTER_DROP, abs=0.002)
 
 
 # --------------------------------------------------------------------------------------------
@@ -286,9 +295,12 @@ def test_lsp_split_names_visibility_and_box(lsp):
     np.testing.assert_array_equal(va["part"][row], part[i])
     np.testing.assert_array_equal(va["visible"][row], 1 - occluded[i])  # LSP: 1 = occluded
     lo, hi = part[i].min(axis=0), part[i].max(axis=0)
-    np.testing.assert_allclose(va["center"][row], (lo + hi) / 2)
-    assert va["scale"][row] == pytest.approx(prepare.LSP_SCALE_FACTOR * max(hi - lo) / 200)
-    assert va["normalize"][row] == pytest.approx(np.linalg.norm(part[i, 8] - part[i, 3]))
+    side = prepare.LSP_SCALE_FACTOR * max(hi - lo)  # the crop box, stored as it is cropped
+    np.testing.assert_allclose(va["center"][row],
+                               (lo + hi) / 2 + [0, prepare.LSP_CENTER_DROP * side])
+    assert va["scale"][row] == pytest.approx(side / 200)
+    # torso: l-shoulder to r-hip (eval_pose utils/eval_pck.m:36)
+    assert va["normalize"][row] == pytest.approx(np.linalg.norm(part[i, 9] - part[i, 2]))
     assert attrs["name"] == "lsp" and attrs["pck_norm"] == "torso"
     assert [n.decode() for n in attrs["joint_names"]] == list(LSP.joints)
     assert [tuple(p) for p in attrs["flip_pairs"]] == list(LSP.flip_pairs)
@@ -313,7 +325,10 @@ def test_lsp_extended_alone_and_added(tmp_path):
     assert tr["imgname"][0] == b"im00001.jpg"
     np.testing.assert_array_equal(tr["visible"], visible)  # LSP-extended: 1 = visible
     seen = part[3, visible[3] > 0]
-    np.testing.assert_allclose(tr["center"][3], (seen.min(0) + seen.max(0)) / 2)
+    side = 200 * tr["scale"][3]
+    assert side == pytest.approx(prepare.LSP_SCALE_FACTOR * (seen.max(0) - seen.min(0)).max())
+    np.testing.assert_allclose(tr["center"][3], (seen.min(0) + seen.max(0)) / 2
+                               + [0, prepare.LSP_CENTER_DROP * side])
     read_annotations(tmp_path / "ext/annot/valid.h5", joints=14)  # an empty split reads
 
     lsp_part, occ = _lsp_people(2000, 2)
@@ -355,8 +370,16 @@ def test_mix_mpii_lsp(mpii, lsp, tmp_path):
     tr, attrs = _read(tmp_path / "mix/annot/train.h5")
     va, _ = _read(tmp_path / "mix/annot/valid.h5")
     assert attrs["name"] == "mpii-lsp" and attrs["pck_norm"] == "torso"
-    assert list(attrs["torso"]) == [12, 3]
+    assert list(attrs["torso"]) == [13, 2]
     assert tr["imgname"][0] == b"lsp/im0001.jpg" and tr["imgname"][-1] == b"mpii/000000002.jpg"
+    # PyraNet's framing of the mixture (datasets/mpii-lsp.lua:68-69): 410/256 x the raw scale at
+    # the raw objpos, i.e. the stored box un-adjusted (formats.raw_box), then x 410/256
+    mp, _ = _read(mroot / "out/annot/train.h5")
+    k = len(tr["scale"]) - len(mp["scale"])  # MPII rows follow LSP's
+    np.testing.assert_allclose(tr["scale"][k:], 410 / 256 * mp["scale"] / 1.25)
+    np.testing.assert_allclose(tr["center"][k:, 1], mp["center"][:, 1] - 12 * mp["scale"])
+    lv, _ = _read(lroot / "out/annot/valid.h5")
+    np.testing.assert_allclose(va["scale"], 410 / 256 * lv["scale"] / 1.25)
     i, row = 1000 + 4, 4
     p, v = va["part"][row], va["visible"][row]
     assert va["imgname"][row] == b"lsp/im1005.jpg"
@@ -369,7 +392,7 @@ def test_mix_mpii_lsp(mpii, lsp, tmp_path):
     assert (tmp_path / "mix/images/lsp").resolve() == (lroot / "images").resolve()
     assert (tmp_path / "mix/images/mpii").resolve() == (mroot / "images").resolve()
     skel = prepare.describe_custom(tmp_path / "mix/annot/valid.h5")
-    assert skel.joints == MPII.joints and skel.torso == (12, 3) and skel.pck_norm == "torso"
+    assert skel.joints == MPII.joints and skel.torso == (13, 2) and skel.pck_norm == "torso"
 
 
 # --------------------------------------------------------------------------------------------
@@ -421,7 +444,8 @@ def test_coco(tmp_path):
     assert list(tr["imgname"]) == [b"train/000000000001.jpg", b"train/000000000002.jpg"]
     assert list(tr["index"]) == [1.0, 2.0] and list(tr["person"]) == [1.0, 0.0]
     np.testing.assert_array_equal(tr["center"][0], [110.0, 90.0])
-    assert tr["scale"][0] == 120.0 / 200 and tr["scale"][1] == 80.0 / 200  # max(w, h)
+    # HRNet's crop: max(w, h) x 1.25 (lib/dataset/coco.py:214-229)
+    assert tr["scale"][0] == 1.25 * 120.0 / 200 and tr["scale"][1] == 1.25 * 80.0 / 200
     np.testing.assert_array_equal(tr["part"][0, 0], [120.5, 40.25])  # occluded: kept
     assert tr["visible"][0, 0] == 0 and tr["visible"][0, 1] == 1
     assert not tr["part"][0, 16].any() and tr["visible"][0, 16] == 0  # not labelled

@@ -8,6 +8,8 @@ import h5py
 import numpy as np
 import pytest
 
+from conftest import require_shared
+
 from hgx.data import synth
 from hgx.errors import HgxError
 
@@ -30,8 +32,7 @@ def dataset(tmp_path_factory) -> Path:
 
 
 def test_layout_matches_real_mpii(dataset):
-    if not REAL_VALID.exists():
-        pytest.skip(f"real MPII annotations not found at {REAL_VALID}")
+    require_shared(REAL_VALID)
     with h5py.File(REAL_VALID, "r") as real:
         for split in SPLITS:
             with h5py.File(dataset / "annot" / f"{split}.h5", "r") as ours:
@@ -130,16 +131,17 @@ def test_center_and_scale_follow_mpii(dataset):
     a = _read(dataset / "annot/train.h5")
     scale, center, part = a["scale"], a["center"], a["part"]
     present = (part != 0).any(-1)
-    assert ((200 * scale > 0.2 * h) & (200 * scale < 0.95 * h)).all()
-    # pose-hg-train crops 200*scale*1.25 around (cx, cy + 15*scale)
-    box_c = center + np.stack([np.zeros_like(scale), 15 * scale], 1)
-    half = 200 * scale * 1.25 / 2
-    off = np.abs(part - box_c[:, None, :]).max(-1)
+    assert ((200 * scale > 0.25 * h) & (200 * scale < 1.2 * h)).all()  # the crop: 1.25 x the person
+    # the stored box is the crop (side 200*scale around center, hgx.data.formats): it holds
+    # every joint; the raw MPII-style objpos (12*scale above it) lies near the hips
+    half = 200 * scale / 2
+    off = np.abs(part - center[:, None, :]).max(-1)
     assert (off[present] <= np.repeat(half[:, None] * 1.05, 16, 1)[present]).all()
     # the centre lies within the body, near the hips
     pelvis = part[:, 6]
     ok = present[:, 6]
-    assert (np.linalg.norm(center[ok] - pelvis[ok], axis=1) < 0.25 * 200 * scale[ok]).all()
+    objpos = center - np.stack([np.zeros_like(scale), 12 * scale], 1)
+    assert (np.linalg.norm(objpos[ok] - pelvis[ok], axis=1) < 0.2 * 200 * scale[ok]).all()
     # PCKh unit: 0.6 x head-box diagonal; the head is about a tenth of the body height
     ratio = a["normalize"] / (200 * scale)
     assert ((ratio > 0.07) & (ratio < 0.14)).all()
@@ -179,7 +181,7 @@ def test_refuses_a_non_empty_directory(tmp_path):
 def test_ensure_synthetic_generates_once(tmp_path, monkeypatch):
     monkeypatch.setenv("HGX_CACHE_DIR", str(tmp_path))
     args = (0, (64, 48), 2, 1, 1)
-    expected = tmp_path / "synthetic" / "s0-64x48-2-1-1-v1"
+    expected = tmp_path / "synthetic" / "s0-64x48-2-1-1-v2"
     assert synth.synth_cache_dir(*args) == expected
     path = synth.ensure_synthetic(*args)
     assert path == expected and (path / "annot/train.h5").is_file()
@@ -204,4 +206,4 @@ def test_ensure_synthetic_replaces_a_half_made_dataset(tmp_path, monkeypatch):
 def test_default_cache_dir(monkeypatch):
     monkeypatch.delenv("HGX_CACHE_DIR", raising=False)
     got = synth.synth_cache_dir(7, (1280, 720), 1000, 200, 200)
-    assert got == Path(os.path.expanduser("~")) / ".cache/hgx/synthetic/s7-1280x720-1000-200-200-v1"
+    assert got == Path(os.path.expanduser("~")) / ".cache/hgx/synthetic/s7-1280x720-1000-200-200-v2"

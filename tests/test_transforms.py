@@ -92,10 +92,11 @@ def _dataset(tmp_path, augment=True, **over):
                        augment=augment, seed=0)
 
 
-def test_box_centre_moves_down_15s_and_side_is_200s_times_1_25(tmp_path):
+def test_box_is_the_stored_crop_box(tmp_path):
+    """annot files hold the crop box (hgx.data.formats); readers never adjust it again."""
     ds = _dataset(tmp_path)
     c, s = ds.box(0)
-    assert c.tolist() == [310.0, 230.0 + 15 * 1.5] and s == 1.5 * 1.25
+    assert c.tolist() == [310.0, 230.0] and s == 1.5
 
 
 def test_augmentation_numbers(tmp_path):
@@ -133,7 +134,7 @@ def test_image_and_heatmaps_agree_under_augmentation(tmp_path):
         # and back to image coordinates through the sample's own inverse map
         xy, _ = T.decode(hm[None, j:j + 1])
         back = T.apply(meta["hm_to_image"], xy)[0, 0]
-        assert np.abs(back - [200, 150]).max() < 200 * ds.annot.scale[0] * 1.25 * 1.5 / 32
+        assert np.abs(back - [200, 150]).max() < 200 * ds.annot.scale[0] * 1.5 / 32
     assert seen_flip == {True, False}
 
 

@@ -1,13 +1,20 @@
 """Datasets: where their files are, and opening a split."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from hgx.data.dataset import DATASET_SKELETONS, PoseDataset, read_annotations
 from hgx.errors import HgxError
 
 
-def data_dir(opts, log=print) -> Path:
+def note(message: str) -> None:
+    """Diagnostics (e.g. "generating the synthetic dataset") go to stderr: stdout is for
+    results such as ``hgx eval --json``."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def data_dir(opts, log=note) -> Path:
     """The dataset directory: --data-dir, else the synthetic cache (generated on first use),
     else ./data/<dataset>."""
     if opts.data_dir:
@@ -32,7 +39,7 @@ def data_dir(opts, log=print) -> Path:
     return path
 
 
-def skeleton_for(opts, log=print):
+def skeleton_for(opts, log=note):
     """The joints of a dataset: built in for synthetic/mpii/flic; for the others (lsp, coco,
     mpii-lsp, custom) read from the attributes of its annot/train.h5, which the converters of
     `hgx data prepare` write (joint names, flip pairs, PCK unit)."""
@@ -43,10 +50,15 @@ def skeleton_for(opts, log=print):
     return describe_custom(data_dir(opts, log) / "annot" / "train.h5")
 
 
-def open_split(opts, split: str, augment: bool = False, log=print) -> PoseDataset:
+def open_split(opts, split: str, augment: bool = False, log=note) -> PoseDataset:
     root = data_dir(opts, log)
     skeleton = skeleton_for(opts, log)
-    annot = read_annotations(root / "annot" / f"{split}.h5", skeleton.num_joints)
+    from hgx.data import posehg
+
+    if posehg.has_raw(root, split):  # pose-hg-train's data/mpii with its raw annot.h5
+        annot = posehg.read_raw(root, split)
+    else:
+        annot = read_annotations(root / "annot" / f"{split}.h5", skeleton.num_joints)
     dataset = PoseDataset(annot, root / "images", skeleton, opts, augment=augment,
                           seed=opts.seed)
     if getattr(opts, "crop_cache", False):

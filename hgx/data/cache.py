@@ -26,8 +26,8 @@ def cache_dir(data_dir: Path, input_res: int) -> Path:
 
 def region(center, scale: float, opts) -> tuple[np.ndarray, float, float]:
     """(corner, side in image px, stored px per image px) of one person's cached region."""
-    c = np.array([center[0], center[1] + 15 * scale])
-    box = 200.0 * scale * 1.25
+    c = np.array([center[0], center[1]], np.float64)  # the stored crop box (hgx.data.formats)
+    box = 200.0 * scale
     largest, smallest = box * 2 ** (2 * opts.scale_aug), box * 2 ** (-2 * opts.scale_aug)
     side = largest * math.sqrt(2)  # any rotation of the largest box fits in this square
     factor = min(1.0, opts.input_res / smallest)  # >= 1 stored px per crop px

@@ -33,6 +33,8 @@ class Annotations:
     visible: np.ndarray     # (N, J)
     normalize: np.ndarray   # (N,) PCKh unit, NaN when absent
     imgname: list[str]
+    index: np.ndarray | None = None   # (N,) source image (MPII: 0-based annolist entry)
+    person: np.ndarray | None = None  # (N,) person within it (MPII: 0-based annorect entry)
 
     def __len__(self) -> int:
         return len(self.scale)
@@ -64,6 +66,8 @@ def read_annotations(path: Path, joints: int | None = None) -> Annotations:
                 (part[..., 0] > 0).astype(np.float64)
             norm = np.asarray(f["normalize"], dtype=np.float64).reshape(-1) \
                 if "normalize" in f else np.full(n, np.nan)
+            index, person = (np.asarray(f[k], dtype=np.float64).reshape(-1) if k in f else None
+                             for k in ("index", "person"))
     except HgxError:
         raise
     except (OSError, KeyError, ValueError) as err:
@@ -82,9 +86,12 @@ def read_annotations(path: Path, joints: int | None = None) -> Annotations:
         problems.append(f"visible is {visible.shape}, expected {part.shape[:2]}")
     if norm.shape != (n,):
         problems.append(f"normalize is {norm.shape}, expected ({n},)")
+    for key, arr in (("index", index), ("person", person)):
+        if arr is not None and arr.shape != (n,):
+            problems.append(f"{key} is {arr.shape}, expected ({n},)")
     if problems:
         raise HgxError(f"annotation file {path} has wrong shapes: {'; '.join(problems)}")
-    return Annotations(path, center, scale, part, visible, norm, names)
+    return Annotations(path, center, scale, part, visible, norm, names, index, person)
 
 
 class PoseDataset:
@@ -120,11 +127,10 @@ class PoseDataset:
 
     # The recipe ------------------------------------------------------------------------------
     def box(self, row: int) -> tuple[np.ndarray, float]:
-        """pose-hg-train: centre moved down by 15*s, box of side 200*s*1.25."""
-        c = self.annot.center[row].copy()
-        s = float(self.annot.scale[row])
-        c[1] += 15 * s
-        return c, s * 1.25
+        """The crop box as stored: side 200 * scale around ``center`` (hgx.data.formats: the
+        annotation files already hold pose-hg-train's adjusted box; pose-hg-demo main.lua:54-56
+        crops them as stored)."""
+        return self.annot.center[row].copy(), float(self.annot.scale[row])
 
     def augmentation(self, rng: np.random.Generator) -> tuple[float, float, bool, np.ndarray]:
         o = self.opts

@@ -3,7 +3,7 @@
 One file per split, with exactly the keys of MPII's ``valid.h5`` (pose-hg-train's
 ``data/mpii/annot``), all ``float64`` except ``imgname`` (fixed-length bytes)::
 
-    center (N, 2)     person centre, image px          scale (N,)   person size / 200 px
+    center (N, 2)     crop-box centre, image px        scale (N,)   crop-box side / 200 px
     part (N, J, 2)    joint x, y in image px; a missing joint is (0, 0)
     visible (N, J)    1 visible, 0 occluded or missing
     normalize (N,)    the PCK unit: MPII 0.6 x head-box diagonal; torso-normalised datasets
@@ -17,6 +17,19 @@ it self-describing: ``name`` (dataset name), ``joint_names``, ``flip_pairs`` (P,
 ``pck_norm`` ('head' or 'torso'), and where known ``torso`` (2,), ``limbs`` (L, 2) with
 ``limb_sides`` (one of 'l', 'r', 'c' per limb), ``acc_joints``, ``images`` (the image folder the
 converter was given). Coordinates are stored exactly as the source dataset gives them.
+
+The person box, ONE convention everywhere in hgx: ``center`` and ``scale`` ARE the crop box,
+exactly as pose-hg-train's ``data/mpii/annot/{train,valid,test}.h5`` hold them: a square of side
+``200 * scale`` px centred at ``center``, cropped as stored (princeton-vl/pose-hg-demo
+main.lua:54-56, bearpaw/PyraNet datasets/mpii.lua:62-63, pytorch_stacked_hourglass read these
+files the same way). Those files already contain pose-hg-train's adjustment of MPII's raw
+``objpos``/``scale`` (centre down by 15 s, side x 1.25, umich-vl/pose-hg-train
+src/util/dataset/mpii.lua:92-94): for all 2958 rows of valid.h5 ``center_y - 12 * scale`` is an
+integer (objpos is integral, 15 s_raw = 12 s). The adjustment is therefore applied exactly once,
+where raw values enter (:func:`crop_box`): ``hgx data prepare mpii`` from the release ``.mat``,
+a pose-hg-train ``data/mpii`` directory read from its raw ``annot.h5``
+(:mod:`hgx.data.posehg`), and the synthetic generator, whose people carry MPII-style raw
+``objpos``/``scale``. Readers never adjust.
 """
 from __future__ import annotations
 
@@ -32,6 +45,25 @@ from hgx.errors import HgxError
 
 KEYS = ("center", "imgname", "index", "normalize", "part", "person", "scale", "torsoangle",
         "visible")
+
+
+def crop_box(objpos, raw_scale: float) -> tuple[np.ndarray, float]:
+    """MPII's raw person location -> the stored crop box (``center``, ``scale``): the centre
+    moved down by 15 * s and the side multiplied by 1.25, "so cropping is less likely to take
+    feet out" (umich-vl/pose-hg-train src/util/dataset/mpii.lua:92-94). Apply once, where raw
+    values enter; see the module docstring."""
+    c = np.asarray(objpos, np.float64).reshape(2).copy()
+    s = float(raw_scale)
+    c[1] += 15.0 * s
+    return c, 1.25 * s
+
+
+def raw_box(center, scale: float) -> tuple[np.ndarray, float]:
+    """The inverse of :func:`crop_box`: MPII's raw objpos and scale of a stored crop box."""
+    s = float(scale) / 1.25
+    c = np.asarray(center, np.float64).reshape(2).copy()
+    c[1] -= 15.0 * s
+    return c, s
 
 
 class Rows:

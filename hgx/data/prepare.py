@@ -13,8 +13,10 @@ and returns a summary dict: ``{"dataset", "out", "splits": {split: rows}, "skipp
 
 Conventions, and where they come from:
 
-* MPII (``prepare_mpii``): centre = ``objpos``, scale = ``scale`` of the release, people without
-  them are skipped (pose-hg-train, bearpaw/pytorch-pose ``miscs/gen_mpii.m``). Validation =
+* MPII (``prepare_mpii``): the release's raw ``objpos`` and ``scale`` are stored as the crop box,
+  adjusted once as pose-hg-train does (centre down 15 s, side x 1.25; ``formats.crop_box``,
+  umich-vl/pose-hg-train src/util/dataset/mpii.lua:92-94), so the files equal pose-hg-train's
+  ``annot/*.h5``; people without them are skipped (pose-hg-train src/misc/convert_annot.py:27-28). Validation =
   Tompson's (index, person) pairs in ``valid.h5`` order; training = the other annotated people
   of training images that hold no validation person (gen_mpii.m's ``loc2`` test: this gives
   pose-hg-train's 22246, whose ``train_images.txt`` shares no image with ``valid_images.txt``);
@@ -23,23 +25,29 @@ Conventions, and where they come from:
   genJSON.m and gen_mpii.m do so, and pose-hg-train's ``valid.h5`` agrees (every annotated
   upper neck and head top has ``visible = 1``, against about 75% of the other joints).
   ``normalize`` = 0.6 x head-box diagonal (in ``valid.h5`` 200*scale is exactly 10 x
-  normalize: MPII's scale is 6 head-box diagonals / 200). Joint coordinates are kept as the
-  release's floats (pose-hg-train's files hold integers).
+  normalize: the stored crop box is 6 head-box diagonals, MPII's raw scale 4.8 / 200). Joint
+  coordinates are kept as the release's floats (pose-hg-train's files hold integers).
 * LSP (``prepare_lsp``): the original ``joints.mat`` is 3 x 14 x 2000 with row 3 = 1 for
   *occluded* (gen_lsp.m stores ``1 - joints(3,:,:)`` as visibility); LSP-extended's is
   14 x 3 x 10000 with column 3 = 1 for *visible* (gen_lsp.m uses it as is). The layout is told
   by the shape. Split: LSP images 1-1000 train, 1001-2000 valid (the standard test half);
-  LSP-extended all train. Centre = centre of the joint box, scale = LSP_SCALE_FACTOR x
-  max(box width, box height) / 200: the factor makes this rule give MPII's own scale in the
-  median over the 2016 fully annotated people of MPII's valid.h5 (median box / (200*scale) =
-  0.70), so an LSP person is framed in the crop as an average MPII person is.
+  LSP-extended all train. The crop box frames an LSP person as pose-hg-train frames an average
+  MPII person: side = LSP_SCALE_FACTOR x max(joint-box width, height), centre = joint-box
+  centre moved down by LSP_CENTER_DROP x side. Both constants are medians over the 2016 fully
+  annotated people of MPII's valid.h5, whose stored box is the crop (formats): crop side /
+  joint-box side = 1.4296, crop centre below the joint-box centre by 0.035 x side
+  (``tests/test_prepare.py`` re-derives them). Before hgx read boxes as stored, it multiplied
+  this box by 1.25 and moved it down 15 s again (LSP crops 1.79 x the joint box). PyraNet frames
+  LSP differently (datasets/lsp.lua:67-68: CPM's MPII-like ``scale_provided`` x 368/256 at the
+  image centre, bearpaw/pytorch-pose miscs/gen_lsp.m:89-97,151-203); its mixture is below.
 * COCO (``prepare_coco``): one row per person with iscrowd 0 and at least ``min_keypoints``
   labelled keypoints. Centre = bbox centre, scale = max(bbox w, bbox h) x COCO_SCALE_FACTOR
-  (1.0) / 200: with hgx's crop of 1.25 x 200 x scale this is HRNet's/SimpleBaselines' crop
-  (box x 1.25) for a square input. v = 2 visible, v = 1 occluded (coordinates kept, visible 0),
+  (1.25) / 200: HRNet's crop for a square input (leoxiaobin/deep-high-resolution-net.pytorch
+  lib/dataset/coco.py:214-229: the box widened to the aspect ratio, x 1.25, no shift). v = 2 visible, v = 1 occluded (coordinates kept, visible 0),
   v = 0 not labelled -> (0, 0).
-* Torso-normalised sets (LSP, COCO) store ``normalize`` = r-shoulder <-> l-hip distance, NaN
-  when either is missing; ``torsoangle`` uses the hips' and shoulders' midpoints there.
+* Torso-normalised sets (LSP, COCO) store ``normalize`` = the distance of the skeleton's two
+  torso joints (LSP: l-shoulder <-> r-hip, bearpaw/eval_pose utils/eval_pck.m:36), NaN when
+  either is missing; ``torsoangle`` uses the hips' and shoulders' midpoints there.
 """
 from __future__ import annotations
 
@@ -51,17 +59,19 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from hgx.data.formats import Rows, link_images, read_split, skeleton_attrs, torso_angle, \
-    write_split
+from hgx.data.formats import Rows, crop_box, link_images, raw_box, read_split, \
+    skeleton_attrs, torso_angle, write_split
 from hgx.data.joints import COCO, LSP, MPII, Skeleton
 from hgx.errors import HgxError
 
 __all__ = ["prepare_mpii", "prepare_lsp", "prepare_coco", "mix_mpii_lsp", "describe_custom",
-           "load_valid_pairs", "LSP_SCALE_FACTOR", "COCO_SCALE_FACTOR"]
+           "load_valid_pairs", "LSP_SCALE_FACTOR", "LSP_CENTER_DROP", "COCO_SCALE_FACTOR"]
 
 HEAD_SC = 0.6              # PCKh unit = 0.6 x head-box diagonal (MPII's util_get_head_size.m)
-LSP_SCALE_FACTOR = 1.43    # 1 / 0.70, calibrated on MPII's valid.h5 (see the module docstring)
-COCO_SCALE_FACTOR = 1.0
+LSP_SCALE_FACTOR = 1.43    # crop side / joint-box side of MPII's valid.h5 (module docstring)
+LSP_CENTER_DROP = 0.035    # crop centre below the joint-box centre, x side (likewise)
+COCO_SCALE_FACTOR = 1.25   # HRNet lib/dataset/coco.py:226-227
+PYRANET_MIX_SCALE = 410 / 256  # PyraNet datasets/mpii-lsp.lua:69: crop = 1.6 x raw scale
 LSP_TRAIN = 1000           # LSP images 1..1000 train, 1001..2000 test
 SUMMARY_FILE = "prepare.json"
 
@@ -155,7 +165,9 @@ def prepare_mpii(mat_path, out_dir, images_dir=None, valid_h5=None) -> dict:
             if name is None:
                 skipped[split]["no image name"] += 1
                 continue
-            row = dict(center=person["center"], scale=person["scale"], part=person["part"],
+            # raw values enter here: adjusted once into the stored crop box (formats.crop_box)
+            center, scale = crop_box(person["center"], person["scale"])
+            row = dict(center=center, scale=scale, part=person["part"],
                        visible=person["visible"], normalize=person["normalize"], imgname=name,
                        index=i, person=p, torsoangle=person["torsoangle"])
             if split == "valid":
@@ -528,9 +540,14 @@ def mix_mpii_lsp(mpii_dir, lsp_dir, out_dir) -> dict:
     LSP-extended). Outputs under ``out_dir``: ``annot/train.h5`` = MPII train + LSP train
     (LSP mapped by ``lsp_to_mpii``), ``annot/valid.h5`` = LSP's valid (its test half, as
     PyraNet validates), image names prefixed ``mpii/`` and ``lsp/`` with ``out_dir/images`` a
-    folder of links to the two image folders. The files say ``pck_norm='torso'`` (LSP's PCK,
-    torso = r-shoulder <-> l-hip): LSP rows carry the torso size in ``normalize``, MPII rows
-    keep their head unit (training does not use it).
+    folder of links to the two image folders. Every row is framed as PyraNet frames this
+    mixture: a crop of 410/256 (1.60) x the raw (MPII-like) scale centred at the raw objpos
+    (bearpaw/PyraNet datasets/mpii-lsp.lua:68-69, its json keeps objpos and scale unadjusted,
+    datasets/mpii-lsp-gen.lua:89-93), the raw values being those the rows' stored boxes were
+    adjusted from (``formats.raw_box``): 1.28 x the side of the mpii dataset's crops. The files
+    say ``pck_norm='torso'`` (LSP's PCK, torso = l-shoulder <-> r-hip, eval_pose
+    utils/eval_pck.m:36): LSP rows carry the torso size in ``normalize``, MPII rows keep their
+    head unit (training does not use it).
     """
     mpii_dir, lsp_dir, out = Path(mpii_dir), Path(lsp_dir), Path(out_dir)
     mpii_train, _ = read_split(mpii_dir / "annot" / "train.h5")
@@ -548,8 +565,9 @@ def mix_mpii_lsp(mpii_dir, lsp_dir, out_dir) -> dict:
         parts[split] = arrays
     rows = {"train": _concat([_prefixed(parts["train"], "lsp/"), _prefixed(mpii_train, "mpii/")]),
             "valid": _prefixed(parts["valid"], "lsp/")}
+    rows = {split: _pyranet_framing(arrays) for split, arrays in rows.items()}
     mixed = Skeleton(name="mpii-lsp", joints=MPII.joints, flip_pairs=MPII.flip_pairs,
-                     limbs=MPII.limbs, pck_norm="torso", torso=(12, 3),
+                     limbs=MPII.limbs, pck_norm="torso", torso=(13, 2),
                      acc_joints=MPII.acc_joints)
     sources = {}
     for prefix, folder in (("mpii", mpii_dir / "images"), ("lsp", lsp_dir / "images")):
@@ -562,6 +580,15 @@ def mix_mpii_lsp(mpii_dir, lsp_dir, out_dir) -> dict:
     attrs = {**skeleton_attrs(mixed), "images": None}
     skipped = {"train": Counter(), "valid": Counter()}
     return _finish(out, "mpii-lsp", rows, attrs, skipped, sources, notes)
+
+
+def _pyranet_framing(arrays: dict) -> dict:
+    """Stored crop boxes -> PyraNet's mixture framing (see mix_mpii_lsp)."""
+    center, scale = arrays["center"].copy(), arrays["scale"].copy()
+    for i in range(len(scale)):
+        objpos, raw = raw_box(center[i], scale[i])
+        center[i], scale[i] = objpos, PYRANET_MIX_SCALE * raw
+    return {**arrays, "center": center, "scale": scale}
 
 
 def _prefixed(arrays: dict, prefix: str) -> dict:
@@ -714,7 +741,7 @@ def _mid_torso_angle(part: np.ndarray, present: np.ndarray, skel: Skeleton) -> f
 
 
 def _box_row(part: np.ndarray, visible: np.ndarray, skel: Skeleton, factor: float,
-             use_visible: bool) -> dict | None:
+             use_visible: bool, drop: float = LSP_CENTER_DROP) -> dict | None:
     """Centre/scale from the joint box, plus the stored joints, normalize and torso angle."""
     present = np.all(np.isfinite(part), axis=-1) & np.any(part != 0, axis=-1)
     part = np.where(present[:, None], part, 0.0)
@@ -728,7 +755,8 @@ def _box_row(part: np.ndarray, visible: np.ndarray, skel: Skeleton, factor: floa
     size = float(max(hi - lo))
     if not size > 0:
         return None
-    return dict(center=(lo + hi) / 2, scale=size * factor / 200.0, part=part, visible=visible,
+    center = (lo + hi) / 2 + np.array([0.0, drop * size * factor])
+    return dict(center=center, scale=size * factor / 200.0, part=part, visible=visible,
                 normalize=_torso_size(part, present, skel),
                 torsoangle=_mid_torso_angle(part, present, skel))
 

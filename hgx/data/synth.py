@@ -45,9 +45,10 @@ import cv2
 import h5py
 import numpy as np
 
+from hgx.data.formats import crop_box
 from hgx.errors import HgxError
 
-VERSION = 1
+VERSION = 2  # 2: center/scale stored as the crop box (hgx.data.formats); 1 held raw objpos
 SPLITS = ("train", "valid", "test")
 NUM_JOINTS = 16
 JPEG_QUALITY = 90
@@ -71,7 +72,7 @@ ProgressFn = Callable[[int, int], None]
 
 def synth_cache_dir(seed: int, size: tuple[int, int], n_train: int, n_valid: int,
                     n_test: int) -> Path:
-    """Cache folder of one synthetic dataset: ``<cache>/synthetic/s{seed}-{w}x{h}-...-v1``.
+    """Cache folder of one synthetic dataset: ``<cache>/synthetic/s{seed}-{w}x{h}-...-v2``.
 
     ``<cache>`` is ``$HGX_CACHE_DIR`` when set, else ``~/.cache/hgx``.
     """
@@ -926,9 +927,12 @@ def _annotation(person: Person, index: int, labels, w: int, h: int, rng) -> dict
     if torso < -90:  # MPII's range is [-90, 270)
         torso += 360
     box = head_box(person)
+    # the person's MPII-style raw objpos and scale enter here: stored as the crop box, adjusted
+    # once as pose-hg-train's mpii.lua:92-94 does (hgx.data.formats)
+    center, scale = crop_box(person.center, H / 200.0)
     return {
-        "center": person.center.astype(np.float64),
-        "scale": H / 200.0,
+        "center": center,
+        "scale": scale,
         "part": part,
         "visible": visible,
         "normalize": 0.6 * float(np.hypot(*(box[2:] - box[:2]))),
