@@ -11,6 +11,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+
+from conftest import require_shared
 import scipy.io
 
 from hgx.data.joints import FLIC, LSP, MPII
@@ -33,10 +35,12 @@ GT_H5 = MPII_DIR / "annot" / "valid.h5"
 PREDS = MPII_DIR / "preds"
 FLIC_GT = DATA / "flic" / "annot" / "valid.h5"
 
-needs_data = pytest.mark.skipif(
-    not (GT_MAT.exists() and GT_H5.exists() and PREDS.is_dir()),
-    reason=f"shared MPII data not found at {MPII_DIR} (only CI/dev machines have it)",
-)
+@pytest.fixture
+def shared_mpii():
+    require_shared(GT_MAT, GT_H5, PREDS)
+
+
+needs_data = pytest.mark.usefixtures("shared_mpii")
 
 GROUPS = ("Head", "Shoulder", "Elbow", "Wrist", "Hip", "Knee", "Ankle")
 TOP_KEYS = {
@@ -268,12 +272,19 @@ def test_mismatched_shapes_raise():
 
 
 # ------------------------------------------------------------------------ torso PCK
-@pytest.mark.skipif(not FLIC_GT.exists(), reason=f"shared FLIC data not found at {FLIC_GT}")
 def test_flic_pck_known_offsets():
+    require_shared(FLIC_GT)
     gt = load_gt(FLIC_GT)
     assert gt.skeleton == "flic" and gt.num_people == 1016
+    # the unit is the file's `normalize`, as pose-hg-train's pypose/eval.py divides by it: the
+    # person-centric torso, which the observer-centric joints of valid.h5 do not give for the
+    # people seen from behind
+    with h5py.File(FLIC_GT) as f:
+        np.testing.assert_allclose(gt.norm, f["normalize"][()])
     a, b = FLIC.torso
-    np.testing.assert_allclose(gt.norm, np.linalg.norm(gt.joints[:, a] - gt.joints[:, b], axis=-1))
+    from_joints = np.linalg.norm(gt.joints[:, a] - gt.joints[:, b], axis=-1)
+    off = np.abs(from_joints / gt.norm - 1)
+    assert (off > 1e-4).sum() == 48 and off.max() == pytest.approx(0.1778, abs=1e-4)  # 17.8%
     torso = gt.norm[:, None]
     preds = gt.joints.copy()
     wrists = [FLIC.index("l_wrist"), FLIC.index("r_wrist")]
@@ -299,9 +310,12 @@ def test_lsp_pck_synthetic(tmp_path):
     n = 10
     rng = np.random.default_rng(3)
     part = rng.uniform(50, 150, size=(n, 14, 2))
-    # torso r_shoulder -> l_hip = exactly 100 px
-    part[:, LSP.index("r_shoulder")] = [100.0, 100.0]
-    part[:, LSP.index("l_hip")] = [100.0, 200.0]
+    # torso l_shoulder -> r_hip (eval_pose utils/eval_pck.m:36) = exactly 100 px; the other
+    # diagonal is longer and must not be used
+    part[:, LSP.index("l_shoulder")] = [100.0, 100.0]
+    part[:, LSP.index("r_hip")] = [100.0, 200.0]
+    part[:, LSP.index("r_shoulder")] = [30.0, 100.0]
+    part[:, LSP.index("l_hip")] = [160.0, 220.0]
     with h5py.File(tmp_path / "lsp.h5", "w") as f:
         f["part"] = part
     gt = load_gt(tmp_path / "lsp.h5")
@@ -314,6 +328,7 @@ def test_lsp_pck_synthetic(tmp_path):
     with h5py.File(tmp_path / "lsp_preds.h5", "w") as f:
         f["preds"] = preds
     r = evaluate(tmp_path / "lsp_preds.h5", tmp_path / "lsp.h5")
+    assert list(r)[:7] == ["Ankle", "Knee", "Hip", "Wrist", "Elbow", "Shoulder", "Head"]
     assert r["Head"] == 50.0  # mean of neck (100) and head-top (0)
     assert r["Knee"] == pytest.approx(80.0)
     for key in ("Shoulder", "Elbow", "Wrist", "Hip", "Ankle"):

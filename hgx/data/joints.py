@@ -14,7 +14,8 @@ class Skeleton:
     joints: tuple[str, ...]
     flip_pairs: tuple[tuple[int, int], ...]
     limbs: tuple[tuple[int, int, str], ...]
-    # 'head' (PCKh: annotation `normalize`), or 'torso' (PCK: distance of the two joints below)
+    # 'head' (PCKh: annotation `normalize`), or 'torso' (PCK: annotation `normalize` where the
+    # file has it, else the distance of the two joints below)
     pck_norm: str = "head"
     torso: tuple[int, int] | None = None
     # joints used by pose-hg-train's heatmap accuracy metric (its `accIdxs`), 0-based
@@ -65,8 +66,13 @@ FLIC = Skeleton(
         (3, 7, "r"), (6, 7, "c"), (8, 10, "l"), (9, 10, "r"),
     ),
     pck_norm="torso",
-    torso=(3, 6),  # r_shoulder to l_hip, as the FLIC papers normalise
-    # pose-hg-train src/util/dataset/flic.lua: accIdxs = {2,3,5,6} (elbows, wrists)
+    # PCK unit: the annotation file's `normalize`, as umich-vl/pose-hg-train src/pypose/eval.py:42-47
+    # divides by it (pose-hg-train's FLIC files: the person-centric r-shoulder to l-hip distance,
+    # so in the observer-centric valid.h5 it is NOT the distance of these two joints for the 48
+    # people seen from behind). This pair is the fallback for files without `normalize`.
+    torso=(3, 6),
+    # elbows and wrists, the FLIC columns; pose-hg-train ships no FLIC dataset file (no flic.lua
+    # exists in any commit), so this accuracy subset is hgx's choice
     acc_joints=(1, 2, 4, 5),
 )
 
@@ -82,7 +88,9 @@ LSP = Skeleton(
         (7, 8, "r"), (9, 10, "l"), (10, 11, "l"), (8, 12, "r"), (9, 12, "l"), (12, 13, "c"),
     ),
     pck_norm="torso",
-    torso=(8, 3),  # r_shoulder to l_hip
+    # "torso height: ||left_shoulder - right hip||" (bearpaw/eval_pose utils/eval_pck.m:4,36:
+    # LSP joints 10 and 3, 1-based)
+    torso=(9, 2),
     acc_joints=(0, 1, 2, 3, 4, 5, 6, 7, 10, 11),
 )
 

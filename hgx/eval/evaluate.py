@@ -6,7 +6,7 @@ from pathlib import Path
 from hgx.data.joints import Skeleton
 from hgx.errors import HgxError
 
-from .io import load_gt, load_preds, resolve_skeleton
+from .io import GroundTruth, load_gt, load_preds, resolve_skeleton
 from .pck import pck, pckh
 
 __all__ = ["evaluate"]
@@ -24,6 +24,12 @@ def evaluate(
     """
     gt = load_gt(gt_path, skeleton)
     preds = load_preds(preds_path)
+    if gt.num_people == 2 * preds.shape[0] and gt.skeleton == "lsp":
+        # LSP's joints.mat holds train and test halves; predictions are of images 1001-2000
+        # (eval_pose demo_eval_lsp.m:30 scores joints(:,:,1001:end))
+        half = preds.shape[0]
+        gt = GroundTruth(gt.joints[half:], gt.missing[half:], gt.norm[half:], gt.skeleton,
+                         gt.path)
     if preds.shape[:2] != gt.joints.shape[:2]:
         raise HgxError(
             f"predictions {preds_path} have {preds.shape[0]} people x {preds.shape[1]} joints "

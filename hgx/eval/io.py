@@ -12,6 +12,8 @@ Ground truth, either of:
 * the ``detections_our_format.mat`` layout of the standard PCKh scripts (Tompson, pytorch-pose):
   ``pos_gt_src`` (J, 2, N), ``jnt_missing`` (J, N), ``headboxes_src`` (2, 2, N); the PCKh unit
   is 0.6 x the head-box diagonal.
+* LSP's ``joints.mat`` and bearpaw/eval_pose's ``gt/lsp-joints-{OC,PC}.mat``: ``joints``
+  (3, 14, N); torso PCK's unit from the joints (``torso_norm``).
 
 For the MPII validation split both give the same people, the same missing joints and head
 units equal to 6e-5 px, but ``valid.h5`` truncates neck and head-top to integer pixels (and 13
@@ -30,7 +32,7 @@ import numpy as np
 from hgx.data.joints import FLIC, LSP, MPII, SKELETONS, Skeleton
 from hgx.errors import HgxError
 
-__all__ = ["GroundTruth", "load_preds", "load_gt", "resolve_skeleton"]
+__all__ = ["GroundTruth", "load_preds", "load_gt", "resolve_skeleton", "torso_norm", "torso_unit"]
 
 # PCKh: the head unit is SC_BIAS x the head-box diagonal (MPII's util_get_head_size.m)
 SC_BIAS = 0.6
@@ -147,6 +149,8 @@ def load_preds(path: str | Path) -> np.ndarray:
     coordinates are kept (they count as wrong).
     """
     data = _read_arrays(path, "predictions")
+    if "preds" not in data and "pred" in data and np.asarray(data["pred"]).dtype.kind in "iuf":
+        data["preds"] = data["pred"]  # bearpaw/eval_pose results/*/pred_keypoints_*.mat
     if "preds" not in data:
         keys = ", ".join(sorted(data)) or "none"
         raise HgxError(
@@ -168,11 +172,32 @@ def load_preds(path: str | Path) -> np.ndarray:
     return np.ascontiguousarray(out)
 
 
+def annotated_missing(part: np.ndarray) -> np.ndarray:
+    """Evaluation's "not annotated": a joint stored as (0, 0). On MPII's valid.h5 this is
+    exactly detections_our_format.mat's ``jnt_missing`` (the official kit's), where x <= 0
+    (pose-hg-train's training rule, ``Annotations.present``) would drop one more joint.
+    Every evaluation ground truth, a file or a dataset split, uses this rule."""
+    return np.all(np.asarray(part) == 0, axis=-1)
+
+
 def torso_norm(joints: np.ndarray, missing: np.ndarray, skel: Skeleton) -> np.ndarray:
+    """The distance of the skeleton's two torso joints; NaN where either is missing."""
     a, b = skel.torso
     norm = np.linalg.norm(joints[:, a] - joints[:, b], axis=-1)
     bad = missing[:, a] | missing[:, b] | ~(norm > 0)
     return np.where(bad, np.nan, norm)
+
+
+def torso_unit(joints: np.ndarray, missing: np.ndarray, skel: Skeleton,
+               normalize: np.ndarray | None) -> np.ndarray:
+    """Torso PCK's unit: the file's ``normalize`` where it has one (pose-hg-train
+    src/pypose/eval.py:42-47 divides FLIC distances by it), else :func:`torso_norm`."""
+    computed = torso_norm(joints, missing, skel)
+    if normalize is None:
+        return computed
+    normalize = np.asarray(normalize, np.float64).reshape(-1)
+    stored = np.isfinite(normalize) & (normalize > 0)
+    return np.where(stored, normalize, computed)
 
 
 def load_gt(path: str | Path, skeleton: str | Skeleton | None = None) -> GroundTruth:
@@ -190,7 +215,7 @@ def load_gt(path: str | Path, skeleton: str | Skeleton | None = None) -> GroundT
             raise HgxError(
                 f"ground-truth file {path}: 'part' has shape {joints.shape}, expected (N, J, 2)"
             )
-        missing = np.all(joints == 0, axis=-1)
+        missing = annotated_missing(joints)
         if "normalize" in data:
             head_norm = _to_float(data["normalize"], path, "normalize", "ground-truth").reshape(-1)
     elif "pos_gt_src" in data:
@@ -218,11 +243,23 @@ def load_gt(path: str | Path, skeleton: str | Skeleton | None = None) -> GroundT
                     f"(2, 2, {joints.shape[0]})"
                 )
             head_norm = SC_BIAS * np.linalg.norm(hb[1] - hb[0], axis=0)
+    elif "joints" in data:
+        # LSP's joints.mat and bearpaw/eval_pose's gt/*.mat: (3 or 2, J, N), x, y[, flag];
+        # every joint annotated (eval_pose utils/eval_pck.m:26-48 has no missing joints)
+        j = _to_float(data["joints"], path, "joints", "ground-truth")
+        if j.ndim != 3 or j.shape[0] not in (2, 3):
+            raise HgxError(
+                f"ground-truth file {path}: 'joints' has shape {j.shape}, expected (3, J, N) as "
+                f"LSP's joints.mat and eval_pose's gt files"
+            )
+        joints = j[:2].transpose(2, 1, 0)
+        missing = np.zeros(joints.shape[:2], bool)
     else:
         keys = ", ".join(sorted(data)) or "none"
         raise HgxError(
-            f"ground-truth file {path} has neither 'part' (pose-hg-train annotation h5) nor "
-            f"'pos_gt_src' (detections_our_format.mat) (it has: {keys}): pass an annotation file"
+            f"ground-truth file {path} has neither 'part' (pose-hg-train annotation h5), "
+            f"'pos_gt_src' (detections_our_format.mat) nor 'joints' (LSP / eval_pose) (it has: "
+            f"{keys}): pass an annotation file"
         )
     missing = missing | ~np.all(np.isfinite(joints), axis=-1)
     skel = resolve_skeleton(skeleton, joints.shape[1], str(path))
@@ -240,7 +277,7 @@ def load_gt(path: str | Path, skeleton: str | Skeleton | None = None) -> GroundT
             )
         norm = np.where(head_norm > 0, head_norm, np.nan)
     else:
-        norm = torso_norm(joints, missing, skel)
+        norm = torso_unit(joints, missing, skel, head_norm)
     return GroundTruth(
         joints=np.ascontiguousarray(joints),
         missing=missing,

@@ -22,12 +22,15 @@ The top-level ``UBody`` and ``Total`` of the result are these official pooled fi
 papers' table has no such columns). There is deliberately no 16-joint pooled "accuracy": it is
 not comparable with any published number.
 
-Torso PCK -- :func:`pck`: correct when distance <= threshold x torso size (as the MPII/LSP
-evaluation code of Pishchulin et al. compares, ``<=``); the torso size is the distance of the
-skeleton's two torso joints in the ground truth (r-shoulder to l-hip for FLIC and LSP).
-FLIC reports Elbow and Wrist (the usual FLIC columns) plus Shoulder, Hip, Eye, Nose; LSP
-reports Head (mean of neck and head-top, as ``genTablePCK.m``), Shoulder ... Ankle. ``Mean`` is
-the unweighted mean of all per-joint rates.
+Torso PCK -- :func:`pck`: correct when distance <= threshold x torso size (bearpaw/eval_pose
+utils/eval_pck.m:59 and pose-hg-train src/pypose/eval.py:62 compare ``<=``). The unit is the
+annotation's ``normalize`` where the ground truth has one (FLIC: pose-hg-train's pypose/eval.py
+divides by it), else the distance of the skeleton's two torso joints (LSP: l-shoulder to r-hip,
+eval_pck.m:36). FLIC reports Elbow and Wrist (the usual FLIC columns) plus Shoulder, Hip, Eye,
+Nose; LSP reports eval_pck.m's columns: Ankle, Knee, Hip, Wrist, Elbow, Shoulder, Head (neck
+and head top), each the mean of a joint and its mirror. ``Mean`` pools every annotated joint
+(eval_pck.m:65: the mean over all joints of all people), except for FLIC, where it is the mean
+of the per-joint rates (pypose/eval.py:81-87).
 """
 from __future__ import annotations
 
@@ -76,14 +79,16 @@ PCK_GROUPS: dict[str, dict[str, tuple[str, ...]]] = {
         "Eye": ("r_eye", "l_eye"),
         "Nose": ("nose",),
     },
+    # bearpaw/eval_pose demo_eval_lsp.m:21-22 + utils/eval_pck.m:14-16: each column the mean of
+    # a joint and its mirror, in this order; Head = neck and head top
     "lsp": {
-        "Head": ("neck", "head_top"),
-        "Shoulder": ("r_shoulder", "l_shoulder"),
-        "Elbow": ("r_elbow", "l_elbow"),
-        "Wrist": ("r_wrist", "l_wrist"),
-        "Hip": ("r_hip", "l_hip"),
-        "Knee": ("r_knee", "l_knee"),
         "Ankle": ("r_ankle", "l_ankle"),
+        "Knee": ("r_knee", "l_knee"),
+        "Hip": ("r_hip", "l_hip"),
+        "Wrist": ("r_wrist", "l_wrist"),
+        "Elbow": ("r_elbow", "l_elbow"),
+        "Shoulder": ("r_shoulder", "l_shoulder"),
+        "Head": ("neck", "head_top"),
     },
 }
 
@@ -241,8 +246,8 @@ def pck(
     """Torso-normalised PCK@``threshold`` (FLIC, LSP): correct when distance <= threshold x torso.
 
     Returns a JSON-able dict: the skeleton's group columns (FLIC: Elbow, Wrist, Shoulder, Hip,
-    Eye, Nose; LSP: Head, Shoulder, Elbow, Wrist, Hip, Knee, Ankle) and Mean (unweighted mean
-    of every per-joint rate), plus ``per_joint``, ``thresholds`` (default 0, 0.01, ...,
+    Eye, Nose; LSP: Ankle, Knee, Hip, Wrist, Elbow, Shoulder, Head) and Mean (pooled over every
+    annotated joint), plus ``per_joint``, ``thresholds`` (default 0, 0.01, ...,
     ``threshold``), ``curves`` and ``count``.
     """
     skel = resolve_skeleton(skeleton if skeleton is not None else gt.skeleton, gt.num_joints)
@@ -272,8 +277,12 @@ def pck(
         result[group] = _num(_mean_of(rates, _idx(skel, names)))
         curves[group] = _curve(_mean_of(crates, _idx(skel, names)))
     everything = list(range(skel.num_joints))
-    result["Mean"] = _num(_mean_of(rates, everything))
-    curves["Mean"] = _curve(_mean_of(crates, everything))
+    if skel.name == "flic":  # pose-hg-train src/pypose/eval.py:81-87: the mean of the parts' rates
+        result["Mean"] = _num(_mean_of(rates, everything))
+        curves["Mean"] = _curve(_mean_of(crates, everything))
+    else:  # eval_pck.m:63-66: pooled over every joint of every person
+        result["Mean"] = _num(_pooled(h, counts, everything)[0])
+        curves["Mean"] = _curve(_pooled(ch, counts, everything))
     result["per_joint"] = {name: _num(rates[j]) for j, name in enumerate(skel.joints)}
     result["thresholds"] = [float(t) for t in thresholds]
     result["curves"] = curves
