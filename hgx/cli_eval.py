@@ -42,7 +42,9 @@ def register(app: typer.Typer) -> None:
                                          ".mat (default ./data/mpii/annot/valid.h5)."),
         split: str = typer.Option("valid", "--split", help="Split to run experiments on."),
         snapshot: str = typer.Option("best", "--snapshot", help="best, last or an epoch."),
-        flip: bool = typer.Option(False, "--flip", help="Average with the mirrored image."),
+        flip: bool = typer.Option(True, "--flip/--no-flip", help="Average with the mirrored "
+                                  "image's heatmaps, as pose-hg-train's validation and final "
+                                  "predictions do."),
         scales: Optional[str] = typer.Option(None, "--scales", help="Test scales, e.g. "
                                              "1 0.75 1.25 (heatmaps averaged)."),
         load_model: Optional[str] = typer.Option(None, "--load-model",
@@ -83,6 +85,8 @@ def register(app: typer.Typer) -> None:
                 if limit:
                     ds.annot = _head(ds.annot, len(pred.rows))
                 results[label] = fin.score(pred.preds, ds)
+                results[label]["produced_by"] = fin.provenance(loaded, split, flip,
+                                                               _scales(scales))
         if plot:
             from hgx.eval import plot_curves
 
@@ -93,8 +97,12 @@ def register(app: typer.Typer) -> None:
         else:
             from hgx.eval import format_table
 
+            from hgx.engine.finalize import describe
+
             for label, result in results.items():
                 console.print(f"[bold]{label}[/]  ({result.get('count')} people)")
+                if "produced_by" in result:
+                    console.print(f"from {describe(result['produced_by'])}")
                 console.print(format_table(result))
         if plot:
             console.print(f"wrote {plot}")
@@ -105,8 +113,13 @@ def register(app: typer.Typer) -> None:
         split: str = typer.Option("test", "--split", help="test (the MPII submission) or "
                                   "valid (scored by `hgx eval --preds`)."),
         snapshot: str = typer.Option("best", "--snapshot", help="best, last or an epoch."),
-        flip: bool = typer.Option(False, "--flip", help="Average with the mirrored image."),
+        flip: bool = typer.Option(True, "--flip/--no-flip", help="Average with the mirrored "
+                                  "image's heatmaps (pose-hg-train's -finalPredictions always "
+                                  "does)."),
         scales: Optional[str] = typer.Option(None, "--scales", help="Test scales."),
+        mpii_release: Optional[str] = typer.Option(
+            None, "--mpii-release", help="MPII's mpii_human_pose_v1_u12_1.mat: also write "
+            "pred_keypoints_mpii.mat, the MPII test server's submission."),
         load_model: Optional[str] = typer.Option(None, "--load-model",
                                                  help="Weights to use without an experiment."),
         dataset: Optional[str] = typer.Option(None, "--dataset"),
@@ -116,7 +129,8 @@ def register(app: typer.Typer) -> None:
                                           "--split valid, or ./final_preds.h5)."),
         exp_dir: Optional[str] = ExpDir,
     ):
-        """Predictions on a whole split in pose-hg-train's final_preds.h5 layout (+ .mat)."""
+        """Predictions on a whole split in pose-hg-train's final_preds.h5 layout, and with
+        --mpii-release the MPII test server's pred_keypoints_mpii.mat."""
         from hgx.engine import finalize as fin
         from hgx.experiment import Experiment, exp_root
 
@@ -127,20 +141,35 @@ def register(app: typer.Typer) -> None:
         target = Path(out) if out else (exp.path / stem if exp else Path(stem))
         if target.suffix != ".h5":
             raise UsageError(f"--out {target}: expected a .h5 file name")
+        if mpii_release is not None:
+            if split != "test":
+                raise UsageError("--mpii-release writes the test server's submission: it needs "
+                                 "--split test")
+            if not Path(mpii_release).is_file():
+                raise UsageError(f"--mpii-release {mpii_release}: file not found; pass MPII's "
+                                 "mpii_human_pose_v1_u12_1.mat")
         loaded = fin.load_model_for(exp, snapshot, load_model or "",
                                     _data_overrides(dataset, data_dir))
         pred, ds = fin.run(loaded, split, flip, _scales(scales))
-        written = fin.write_final(target, pred, ds)
-        console.print(f"wrote {len(pred.rows)} people's predictions (from {loaded.source}) to "
-                      + " and ".join(str(p) for p in written))
+        info = fin.provenance(loaded, split, flip, _scales(scales))
+        written = fin.write_final(target, pred, ds, info,
+                                  Path(mpii_release) if mpii_release else None)
+        console.print(f"wrote {len(pred.rows)} people's predictions from {fin.describe(info)} "
+                      "to " + " and ".join(str(p) for p in written))
         if split != "test":
             console.print(f"score them: hgx eval --preds {written[0]} --gt {ds.annot.path}")
+        elif mpii_release is None:
+            again = f"hgx finalize {name}" if name else "hgx finalize --load-model ..."
+            console.print("no MPII submission written: add --mpii-release "
+                          f"mpii_human_pose_v1_u12_1.mat (`{again} --mpii-release FILE`) to "
+                          f"write {target.parent / 'pred_keypoints_mpii.mat'}")
 
 
 def _head(annot, n: int):
     """The first ``n`` rows of an annotation set (for --limit)."""
     from dataclasses import replace
 
+    cut = (lambda a: None if a is None else a[:n])  # noqa: E731
     return replace(annot, center=annot.center[:n], scale=annot.scale[:n], part=annot.part[:n],
                    visible=annot.visible[:n], normalize=annot.normalize[:n],
-                   imgname=annot.imgname[:n])
+                   imgname=annot.imgname[:n], index=cut(annot.index), person=cut(annot.person))

@@ -83,7 +83,12 @@ SCHEMA: tuple[Option, ...] = (
     O("valid_iters", int, 1000, "Validation iterations per epoch (0 = whole split).", "train",
       min=0),
     O("batch_size", int, 6, "Training batch size.", "train", min=1),
-    O("valid_batch_size", int, 6, "Validation batch size.", "train", min=1),
+    O("valid_batch_size", int, 1, "Validation batch size (pose-hg-train -validBatch): the "
+      "accuracy is averaged per batch, then over batches, as its train.lua does.", "train",
+      min=1),
+    O("valid_flip", bool, True, "Validate each sample averaged with its mirrored image, as "
+      "pose-hg-train's train.lua does (the logged accuracy and PCKh; the loss is the unflipped "
+      "one's).", "train"),
     O("optimizer", str, "rmsprop", "Optimizer.", "train", choices=("rmsprop", "adam", "sgd")),
     O("lr", float, 2.5e-4, "Learning rate.", "train", min=0),
     O("momentum", float, 0.0, "Momentum (rmsprop, sgd).", "train", min=0, max=1),

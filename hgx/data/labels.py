@@ -75,24 +75,38 @@ def decode(heatmaps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return coords.reshape(*lead, 2), scores.reshape(*lead)
 
 
-def accuracy_counts(output: torch.Tensor, target: torch.Tensor, joints: tuple[int, ...],
-                    threshold: float = 0.5) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-joint (hits, labelled) counts of pose-hg-train's training metric over a batch: the
-    argmax is within ``threshold`` * res/10 of the target's, on target maps that have a peak.
-    Stays on the device: no host sync."""
+def argmax_xy(heatmaps: torch.Tensor) -> torch.Tensor:
+    """Integer argmax (x, y) of each map (..., H, W) -> (..., 2), 0-based; a map whose maximum
+    is not above 0 gives (0, 0), as pose-hg-train's getPreds (src/util/eval.lua:30-39, which is
+    1-based and masks with ``max:gt(0)``)."""
+    *lead, h, w = heatmaps.shape
+    peak, idx = heatmaps.reshape(*lead, h * w).max(dim=-1)
+    xy = torch.stack([idx % w, torch.div(idx, w, rounding_mode="floor")], dim=-1)
+    return torch.where((peak > 0)[..., None], xy, torch.zeros_like(xy))
+
+
+def heatmap_accuracy(output: torch.Tensor, target: torch.Tensor, joints: tuple[int, ...],
+                     threshold: float = 0.5) -> torch.Tensor:
+    """pose-hg-train's training metric on one batch (``heatmapAccuracy``, src/util/eval.lua:
+    51-77, called by src/util/pose.lua:109-115 on the last stack), number for number:
+
+    * integer argmax of the output and of the target map (no sub-pixel shift), eval.lua:54-55;
+    * a target whose argmax lies in the first row or column is not counted (eval.lua:20 tests
+      ``> 1`` on 1-based coordinates; an empty target map gives (1, 1), so it drops out too);
+    * distance in units of outputRes / 10, hit when ``<=`` threshold (eval.lua:45, 56);
+    * per joint of ``joints`` (accIdxs) the hit rate over the batch, -1 when none counted;
+      the result is the mean over the joints that have a rate (eval.lua:69-74).
+
+    A 0-d float64 tensor on the batch's device, NaN when no joint is counted (where Lua's
+    0/0 would poison the epoch's mean, hgx leaves the batch out of it). No host sync."""
     idx = _on_device(tuple(joints), torch.long, output.device)
     res = output.shape[-1]
-    p, _ = decode(output[:, idx])
-    t, tscore = decode(target[:, idx])
-    dist = torch.linalg.vector_norm(p - t, dim=-1) / (res / 10.0)
-    valid = tscore > 0
-    hits = ((dist < threshold) & valid).sum(0)
-    return hits, valid.sum(0)
-
-
-def accuracy(hits: torch.Tensor, labelled: torch.Tensor) -> torch.Tensor:
-    """The metric from per-joint counts: the mean over joints that have labels of their hit
-    rates (NaN when none has); a 0-d float64 tensor on the counts' device."""
-    have = labelled > 0
-    rates = hits.to(torch.float64) / labelled.clamp(min=1)
+    p = argmax_xy(output[:, idx].float()).to(torch.float64)
+    t = argmax_xy(target[:, idx].float())
+    counted = (t[..., 0] >= 1) & (t[..., 1] >= 1)
+    dist = torch.linalg.vector_norm(p - t.to(torch.float64), dim=-1) / (res / 10.0)
+    hits = ((dist <= threshold) & counted).sum(0).to(torch.float64)
+    n = counted.sum(0)
+    have = n > 0
+    rates = hits / n.clamp(min=1)
     return (rates * have).sum() / have.sum()

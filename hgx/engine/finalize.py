@@ -6,7 +6,6 @@ checkpoint hgx can import), ``score`` turns predictions into a PCKh/PCK table, a
 """
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import numpy as np
 from hgx import checkpoint
 from hgx import options as hopts
 from hgx.errors import HgxError, UsageError
-from hgx.experiment import Experiment, atomic_write
+from hgx.experiment import Experiment
 
 
 @dataclass
@@ -59,14 +58,15 @@ def ground_truth(annot, skeleton, rows=None):
     """Annotations as an evaluation ground truth (PCKh head unit or torso size)."""
     from hgx.eval import GroundTruth
 
-    from hgx.eval.io import torso_norm
+    from hgx.eval.io import annotated_missing, torso_unit
 
     rows = np.arange(len(annot)) if rows is None else rows
-    part, missing, norm = annot.part[rows], ~annot.present[rows], annot.normalize[rows]
+    part, norm = annot.part[rows], annot.normalize[rows]
+    missing = annotated_missing(part)
     if skeleton.pck_norm == "head":
         norm = np.where(norm > 0, norm, np.nan)
     else:
-        norm = torso_norm(part, missing, skeleton)
+        norm = torso_unit(part, missing, skeleton, norm)
     return GroundTruth(part, missing, norm, skeleton.name, str(annot.path))
 
 
@@ -113,52 +113,41 @@ def run(loaded: Loaded, split: str, flip: bool, scales, batch: int = 0, interact
     return pred, dataset
 
 
-def write_final(path: Path, pred, dataset) -> list[Path]:
-    """``path`` (.h5, pose-hg-train's layout) and the matching MPII-style ``.mat``."""
+def provenance(loaded: Loaded, split: str, flip: bool, scales) -> dict:
+    """What produced a set of numbers: printed by eval/finalize, stored in final_preds.h5."""
+    from hgx import __version__
+
+    return {"snapshot": loaded.source, "split": split, "flip": bool(flip),
+            "scales": [float(s) for s in scales], "hgx_version": __version__}
+
+
+def describe(info: dict) -> str:
+    scales = " ".join(f"{s:g}" for s in info["scales"])
+    return (f"{info['snapshot']}, {info['split']} split, flip {'on' if info['flip'] else 'off'}, "
+            f"scales {scales}")
+
+
+def write_final(path: Path, pred, dataset, info: dict, mpii_release: Path | None = None
+                ) -> list[Path]:
+    """``path`` (.h5, pose-hg-train's layout, with ``info`` as attributes) and, given MPII's
+    release file, the test server's ``pred_keypoints_mpii.mat`` beside it."""
     from hgx.engine.predict import write_h5
 
     path = Path(path)
-    write_h5(path, pred, dataset.annot)
-    mat = path.with_suffix(".mat")
-    write_mat(mat, pred, dataset)
-    return [path, mat]
+    written = [path]
+    mat = None
+    if mpii_release is not None:
+        from hgx.eval import submission
 
-
-def write_mat(path: Path, pred, dataset) -> None:
-    """MPII submission layout: a struct array ``pred`` with one entry per image (ascending
-    annotation index), each ``annorect(r).annopoints.point(p)`` holding x, y, id (0-based
-    joint id, as the release) and score, with ``preds`` (2, J, N) and the rows' ``index`` and
-    ``person`` alongside for tools that prefer arrays."""
-    import h5py
-    import scipy.io
-
-    with h5py.File(dataset.annot.path, "r") as f:
-        index = np.asarray(f["index"]).reshape(-1) if "index" in f else np.arange(len(pred.rows))
-        person = np.asarray(f["person"]).reshape(-1) if "person" in f else np.zeros(len(pred.rows))
-    index, person = index[pred.rows].astype(int), person[pred.rows].astype(int)
-    images = sorted(set(index.tolist()))
-    entries = np.zeros(len(images), dtype=[("image", object), ("annorect", object),
-                                            ("annolist_index", object)])
-    for k, img in enumerate(images):
-        mine = np.flatnonzero(index == img)
-        n_rect = int(person[mine].max()) + 1
-        rects = np.zeros(n_rect, dtype=[("annopoints", object)])
-        for r in range(n_rect):
-            rects[r]["annopoints"] = np.zeros((0,), dtype=[("point", object)])
-        for row in mine:
-            pts = np.zeros(pred.preds.shape[1], dtype=[("x", object), ("y", object),
-                                                       ("id", object), ("score", object)])
-            for j, (xy, s) in enumerate(zip(pred.preds[row], pred.scores[row])):
-                pts[j] = (float(xy[0]), float(xy[1]), j, float(s))
-            ap = np.zeros(1, dtype=[("point", object)])
-            ap[0]["point"] = pts
-            rects[person[row]]["annopoints"] = ap
-        name = dataset.annot.imgname[pred.rows[mine[0]]]
-        img_struct = np.zeros(1, dtype=[("name", object)])
-        img_struct[0]["name"] = name
-        entries[k] = (img_struct, rects, img + 1)
-    buf = io.BytesIO()
-    scipy.io.savemat(buf, {"pred": entries, "preds": pred.preds.transpose(2, 1, 0),
-                           "index": index.astype(float), "person": person.astype(float)},
-                     do_compression=True)
-    atomic_write(Path(path), buf.getvalue())
+        annot = dataset.annot
+        if annot.index is None or annot.person is None:
+            raise HgxError(f"{annot.path} has no index/person columns, which place each "
+                           "prediction in MPII's release; use pose-hg-train's annot/test.h5 or "
+                           "`hgx data prepare mpii`")
+        mat = path.parent / submission.FILE_NAME
+        # check and build the .mat before anything is written
+        submission.write(mat, Path(mpii_release), annot.index[pred.rows],
+                         annot.person[pred.rows], pred.preds)
+        written.append(mat)
+    write_h5(path, pred, dataset.annot, info)
+    return written

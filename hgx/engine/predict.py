@@ -102,8 +102,10 @@ def predict(model, dataset: PoseDataset, runtime: Runtime, batch: int = 8, flip:
                        rows[order])
 
 
-def write_h5(path: Path, pred: Predictions, annot) -> None:
-    """pose-hg-train's layout: ``preds`` (N,J,2) original-image px, rows in annotation order."""
+def write_h5(path: Path, pred: Predictions, annot, info: dict | None = None) -> None:
+    """pose-hg-train's layout: ``preds`` (N,J,2) original-image px, rows in annotation order;
+    ``index``/``person`` when the annotations have them; ``info`` (what produced the numbers:
+    snapshot, split, flip, scales) as attributes."""
     import io
 
     import h5py
@@ -117,4 +119,9 @@ def write_h5(path: Path, pred: Predictions, annot) -> None:
         f["imgname"] = np.array([annot.imgname[r].encode() for r in pred.rows])
         f["center"] = annot.center[pred.rows]
         f["scale"] = annot.scale[pred.rows]
+        for key in ("index", "person"):
+            if getattr(annot, key, None) is not None:
+                f[key] = getattr(annot, key)[pred.rows]
+        for key, value in (info or {}).items():
+            f.attrs[key] = value
     atomic_write(Path(path), buf.getvalue())

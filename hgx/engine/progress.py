@@ -1,4 +1,5 @@
-"""Progress display: a rich bar on a terminal, plain lines otherwise."""
+"""Progress display on stderr (stdout stays for results, e.g. ``--json``): a rich bar on a
+terminal, plain lines otherwise."""
 from __future__ import annotations
 
 import sys
@@ -26,7 +27,8 @@ class _Bar:
             self.last_print = now
             rate = (done - self.start_done) / max(now - self.t0, 1e-9)
             eta = (self.total - done) / rate if rate > 0 else float("nan")
-            print(f"{self.label} {done}/{self.total}  {info}  eta {eta:.0f}s", flush=True)
+            print(f"{self.label} {done}/{self.total}  {info}  eta {eta:.0f}s", flush=True,
+                  file=sys.stderr)
 
     def finish(self) -> None:
         if self.task is not None:
@@ -36,22 +38,35 @@ class _Bar:
 def _fmt(key: str, value) -> str:
     if key == "ips":
         return f"{value:.1f} img/s"
+    if key == "run_eta":  # the whole run's remaining time, beside the bar's own (this epoch)
+        return f"run eta {_clock(value)}"
     return f"{key} {value:.4f}" if isinstance(value, float) else f"{key} {value}"
+
+
+def _clock(seconds: float) -> str:
+    if seconds != seconds:
+        return "?"
+    seconds = int(round(seconds))
+    h, rest = divmod(seconds, 3600)
+    return f"{h}:{rest // 60:02d}:{rest % 60:02d}" if h else f"{rest // 60}:{rest % 60:02d}"
 
 
 class Progress:
     def __init__(self, interactive: bool | None = None, every: float = 30.0):
         if interactive is None:
-            interactive = sys.stdout.isatty()
+            interactive = sys.stderr.isatty()
         self.every = every
         self.rich = None
         if interactive:
             from rich.progress import (BarColumn, MofNCompleteColumn, Progress as RichProgress,
                                        TextColumn, TimeRemainingColumn)
 
+            from rich.console import Console
+
             self.rich = RichProgress(TextColumn("{task.description}"), BarColumn(),
                                      MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-                                     TimeRemainingColumn(), transient=True)
+                                     TimeRemainingColumn(), transient=True,
+                                     console=Console(stderr=True))
             self.rich.start()
 
     def start(self, label: str, total: int, done: int = 0) -> _Bar:

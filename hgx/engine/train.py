@@ -199,14 +199,25 @@ class Trainer:
                                           opts.valid_iters, opts.seed, shuffle=False)
         self.train_loader = make_loader(self.train_set, self.train_sampler, opts.batch_size,
                                         self.workers, self.runtime)
+        # validation batches of --valid-batch-size, several per forward pass (eval mode: the
+        # outputs do not depend on the batch); the metrics still average per batch
         self.valid_loader = make_loader(self.valid_set, self.valid_sampler,
-                                        opts.valid_batch_size, self.workers, self.runtime)
+                                        valid_chunk(opts), self.workers, self.runtime)
         self.progress = Progress(interactive if self.dist.is_main else False,
                                  every=30.0 if self.dist.is_main else float("inf"))
         self.interrupt: int | None = None
         self.global_step = start.global_step
         self.best_acc, self.best_epoch = start.best_acc, start.best_epoch
         self.sums: dict = {}
+        self.valid_seconds = 0.0  # the last validation's duration, for the run's ETA
+
+    def run_eta(self, epoch: int, it: int, n_iters: int, sums: dict) -> float:
+        """Seconds left in the whole run: this epoch's steps, the later epochs' steps at the
+        current rate, and a validation per epoch as long as the last one."""
+        per_step = sums["seconds"] / max(1, sums["n"])
+        epochs_left = self.opts.epochs - epoch
+        steps = (n_iters - it) + epochs_left * n_iters
+        return steps * per_step + (epochs_left + 1) * self.valid_seconds
 
     def to_device(self, batch):
         """The compact batch -> (images, heatmaps) made on the training device."""
@@ -234,6 +245,7 @@ class Trainer:
                     break
                 if self.dist.is_main:
                     outcome.last_valid = self.validate(epoch)
+                    self.valid_seconds = outcome.last_valid["seconds"]
                 self.dist.barrier()
                 outcome.epochs_done = epoch
                 self.end_of_epoch(epoch, outcome.last_valid)
@@ -275,9 +287,9 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
-            with torch.no_grad():
-                acc = labels.accuracy(*labels.accuracy_counts(
-                    outputs[-1].detach(), heatmaps, self.skeleton.acc_joints))
+            with torch.no_grad():  # pose-hg-train train.lua:73 on the last stack
+                acc = labels.heatmap_accuracy(outputs[-1].detach(), heatmaps,
+                                              self.skeleton.acc_joints)
                 ok = torch.isfinite(acc)
                 pending.append(torch.stack([loss.detach().to(torch.float64),
                                             torch.where(ok, acc, 0.0), ok.to(torch.float64)]))
@@ -312,7 +324,8 @@ class Trainer:
             images_done = sums["n"] * opts.batch_size * self.dist.world
             bar.update(it, loss=sums["loss"] / sums["n"],
                        acc=sums["acc"] / max(1, sums["acc_n"]),
-                       ips=images_done / max(sums["seconds"], 1e-9))
+                       ips=images_done / max(sums["seconds"], 1e-9),
+                       run_eta=self.run_eta(epoch, it, n_iters, sums))
             if at_max and it < n_iters:
                 self.snapshot(epoch - 1, it)
                 self.log(f"stopped at --max-iters {opts.max_iters} (epoch {epoch}, iteration {it})")
@@ -336,35 +349,49 @@ class Trainer:
 
     @torch.no_grad()
     def validate(self, epoch: int) -> dict:
-        model = self.module
+        """pose-hg-train's validation (src/train.lua:44-73): the loss of the plain output, then
+        the output averaged with the mirrored image's (``--valid-flip``) for the accuracy and
+        the predictions; the loss and the accuracy averaged per batch of --valid-batch-size,
+        then over batches. Several such batches go through the network at once."""
+        from hgx.engine.predict import flip_back
+
+        model, opts = self.module, self.opts
         model.eval()
         self.valid_sampler.set_epoch(epoch)
         start = time.time()
-        loss_sum, n, acc_sum, acc_n = 0.0, 0, 0.0, 0
+        group = opts.valid_batch_size
+        losses, accs = [], []
         rows, preds = [], []
+        flip_index = self.skeleton.flip_index()
         bar = self.progress.start("  valid", self.valid_sampler.iterations(), 0)
-        for i, batch in enumerate(self.valid_loader):
+        done = 0
+        for batch in self.valid_loader:
             images, heatmaps = self.to_device(batch)
             with self.runtime.autocast():
                 outputs = model(images)
-            loss_sum += heatmap_loss(outputs, heatmaps).item() * len(images)
-            n += len(images)
+                mirrored = model(images.flip(-1))[-1] if opts.valid_flip else None
             out = outputs[-1].float()
-            acc = labels.accuracy(*labels.accuracy_counts(out, heatmaps,
-                                                          self.skeleton.acc_joints)).item()
-            if acc == acc:
-                acc_sum += acc * len(images)
-                acc_n += len(images)
+            if mirrored is not None:
+                out = (out + flip_back(mirrored.float(), flip_index)) / 2
+            for a in range(0, len(images), group):
+                b = slice(a, a + group)
+                losses.append(heatmap_loss([o[b] for o in outputs], heatmaps[b]))
+                accs.append(labels.heatmap_accuracy(out[b], heatmaps[b],
+                                                    self.skeleton.acc_joints))
             coords = labels.decode(out)[0].cpu().numpy().astype(np.float64)
             preds.append(np.stack([T.apply(m, c) for m, c in
                                    zip(batch.meta["hm_to_image"], coords)]))
             rows.append(batch.meta["row"])
-            bar.update(i + 1)
+            done += -(-len(images) // group)
+            bar.update(done)
         bar.finish()
+        loss = torch.stack(losses).double().mean().item() if losses else float("nan")
+        acc = torch.stack(accs) if accs else torch.zeros(0, dtype=torch.float64)
+        acc = acc[torch.isfinite(acc)]
         pckh = validation_pck(np.concatenate(preds), self.valid_set.annot, np.concatenate(rows),
-                        self.skeleton)
-        return {"epoch": epoch, "loss": loss_sum / max(1, n),
-                "acc": acc_sum / acc_n if acc_n else float("nan"), "pckh": pckh,
+                              self.skeleton)
+        return {"epoch": epoch, "loss": loss,
+                "acc": acc.mean().item() if len(acc) else float("nan"), "pckh": pckh,
                 "seconds": time.time() - start}
 
     # -- bookkeeping ----------------------------------------------------------------------------
@@ -436,6 +463,13 @@ class Trainer:
             epoch = self.exp.epoch_end(p)
             if not (epoch is not None and every and epoch % every == 0):
                 p.unlink(missing_ok=True)
+
+
+def valid_chunk(opts) -> int:
+    """Samples per validation forward pass: whole --valid-batch-size batches, about as many
+    samples as a training batch."""
+    group = opts.valid_batch_size
+    return group * max(1, opts.batch_size // group)
 
 
 def validation_pck(preds: np.ndarray, annot, rows: np.ndarray, skeleton) -> float:
