@@ -71,13 +71,17 @@ def _err(msg: str) -> None:
     print(msg, file=sys.stderr)
 
 
-@app.callback()
-def _root(debug: bool = typer.Option(False, "--debug", help="Show tracebacks of errors."),
-          version: bool = typer.Option(False, "--version", help="Print the version.")):
-    STATE["debug"] = debug
-    if version:
+def _print_version(value: bool) -> None:
+    if value:
         print(f"hgx {__version__}")
         raise typer.Exit(0)
+
+
+@app.callback()
+def _root(debug: bool = typer.Option(False, "--debug", help="Show tracebacks of errors."),
+          version: bool = typer.Option(False, "--version", help="Print the version.",
+                                       is_eager=True, callback=_print_version)):
+    STATE["debug"] = debug
 
 
 @app.command("new")
@@ -382,6 +386,8 @@ def _is_number(text: str) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     argv = _join_list_flags(list(sys.argv[1:] if argv is None else argv))
+    if not argv:  # bare `hgx`: the help, not an error
+        argv = ["--help"]
     debug = "--debug" in argv
     command = typer.main.get_command(app)
     try:
@@ -395,6 +401,9 @@ def main(argv: list[str] | None = None) -> int:
         _err("hgx: interrupted")
         code = 130
     except Exception as err:  # a bug, not a user error: one line unless --debug
+        if _is_click(err, "NoArgsIsHelpError"):  # `hgx data`: that group's help
+            print(err.ctx.get_help())
+            return 0
         if _is_click(err, "UsageError"):  # typer may vendor its own click: match by name
             ctx = getattr(err, "ctx", None)
             hint = f" (see `{ctx.command_path} --help`)" if ctx else ""

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from conftest import require_shared
 import torch
 
 from hgx.errors import HgxError
@@ -26,8 +28,7 @@ TOL = 1e-5
 
 def peer_dir(source: str) -> Path:
     folder = FIXTURES / PEERS[source][0]
-    if not (folder / PEERS[source][1]).is_file():
-        pytest.skip(f"peer checkpoint fixtures not found under {FIXTURES}")
+    require_shared(folder / PEERS[source][1])
     return folder
 
 

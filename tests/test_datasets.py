@@ -6,7 +6,7 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import TINY, dataset_of
+from conftest import TINY, dataset_of, require_shared
 
 
 def _custom_from_synthetic(hgx, tmp_path, joints):
@@ -68,8 +68,7 @@ def test_reads_pose_hg_train_flic_annotations(split, count):
     from hgx.data.joints import FLIC
 
     path = SHARED / "data/flic/annot" / f"{split}.h5"
-    if not path.is_file():
-        pytest.skip("../shared/data is absent (a user's clone has none)")
+    require_shared(path)
     annot = read_annotations(path, FLIC.num_joints)
     assert len(annot) == count and annot.part.shape == (count, 11, 2)
     assert annot.present.mean() > 0.9
@@ -80,8 +79,7 @@ def test_reads_the_real_mpii_valid_h5():
     from hgx.data.dataset import read_annotations
 
     path = SHARED / "data/mpii/annot/valid.h5"
-    if not path.is_file():
-        pytest.skip("../shared/data is absent (a user's clone has none)")
+    require_shared(path)
     annot = read_annotations(path, 16)
     assert len(annot) == 2958 and annot.imgname[0] == "005808361.jpg"
     assert np.isfinite(annot.normalize).all()

@@ -41,8 +41,9 @@ def test_bad_values_are_named(name, value, fragment):
 
 
 def test_every_option_is_a_flag_of_new_continue_branch():
-    from click.testing import CliRunner
+    # typer's own test runner: typer 0.29 vendors click and no longer installs it
     from typer.main import get_command
+    from typer.testing import CliRunner
 
     from hgx.cli import app
 
@@ -50,7 +51,7 @@ def test_every_option_is_a_flag_of_new_continue_branch():
     for sub in ("new", "continue", "branch"):
         flags = {o for p in cmd.commands[sub].params for o in p.opts}
         assert {o.flag for o in hopts.SCHEMA} <= flags
-    assert "--schedule" in CliRunner().invoke(cmd, ["new", "--help"]).output
+    assert "--schedule" in CliRunner().invoke(app, ["new", "--help"]).output
 
 
 def test_options_yaml_round_trips():

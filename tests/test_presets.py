@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from conftest import TINY
+from conftest import TINY, require_shared
 from hgx import options as hopts
 
 PRESETS = hopts.available_presets()
@@ -62,8 +62,7 @@ def test_downloaded_model_path_new_then_eval(hgx, peer, stem):
     from conftest import SHARED
 
     path = SHARED / "fixtures/peer-checkpoints" / peer
-    if not path.is_file():
-        pytest.skip("../shared/fixtures is absent (a user's clone has none)")
+    require_shared(path)
     code, out = hgx("new", "p", "--load-model", str(path), "--epochs", "1", "--train-iters", "1", "--valid-iters", "1",
                     "--batch-size", "2", "--input-res", "64", "--output-res", "16",
                     "--workers", "0", "--threads", "1", "--synth-size", "160x120",
