@@ -9,6 +9,8 @@ from __future__ import annotations
 import io
 import os
 import pickle
+import warnings
+import zipfile
 from pathlib import Path
 
 import torch
@@ -48,16 +50,31 @@ def save(path: Path, payload: dict) -> None:
 def load(path: Path) -> dict:
     """A snapshot, checked; a corrupt or foreign file raises HgxError naming it."""
     path = Path(path)
+    if path.is_file() and not zipfile.is_zipfile(path):
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+        if not head:
+            what = "is empty"
+        elif head == b"PK\x03\x04":  # a zip archive's start without its end
+            what = "is truncated (the start of torch's zip archive, without its end)"
+        else:
+            what = "is not a PyTorch file (hgx writes snapshots as torch's zip archives)"
+        raise HgxError(f"snapshot {path} {what}")
     try:
         # weights only: unpickling a file can run code, and a snapshot holds tensors and plain
-        # numbers alone
-        data = torch.load(path, map_location="cpu", weights_only=True)
+        # numbers alone; torch's warnings about foreign files stay out of the one-line error
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            data = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise HgxError(f"snapshot {path} is missing") from None
-    except pickle.UnpicklingError:
-        raise HgxError(f"{path} holds Python objects besides tensors and numbers, which an hgx "
-                       "snapshot never does; it is not loaded (pass a trusted checkpoint "
-                       "with --load-model to import it)") from None
+    except pickle.UnpicklingError as err:
+        if "Weights only load failed" in str(err) or "Unsupported global" in str(err):
+            raise HgxError(f"{path} holds Python objects besides tensors and numbers, which an "
+                           "hgx snapshot never does; it is not loaded (pass a trusted "
+                           "checkpoint with --load-model to import it)") from None
+        raise HgxError(f"snapshot {path} is not a PyTorch file (corrupt, truncated or another "
+                       "kind of file)") from None
     except Exception as err:  # torch raises many kinds on truncated or foreign files
         raise HgxError(f"snapshot {path} is corrupt or truncated ({type(err).__name__})") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT or "model" not in data:

@@ -149,9 +149,12 @@ def list_cmd(exp_dir: Optional[str] = ExpDir,
     table = Table("name", "parent", "epochs", "best acc", "status")
     for r in rows:
         best = f"{r['best_acc']:.3f} (ep {r['best_epoch']})" if r["best_acc"] is not None else "-"
-        table.add_row(r["name"], r["parent"] or "-", f"{r['epochs_done']}/{r['epochs']}", best,
-                      r["status"])
+        epochs = f"{r['epochs_done']}/{r['epochs']}" if r["epochs"] is not None else "-"
+        table.add_row(r["name"], r["parent"] or "-", epochs, best, r["status"])
     console.print(table)
+    for r in rows:
+        if r.get("problem"):
+            _err(f"{r['name']}: {r['problem']}")
 
 
 @app.command("show")
@@ -301,12 +304,16 @@ def prepare_lsp_cmd(joints: str = typer.Option(..., "--joints", help="joints.mat
                     extended_joints: Optional[str] = typer.Option(None, "--extended-joints",
                                                                   help="Add LSP-extended's "
                                                                   "10000 to training."),
-                    extended_images: Optional[str] = typer.Option(None, "--extended-images")):
+                    extended_images: Optional[str] = typer.Option(None, "--extended-images"),
+                    observer_joints: Optional[str] = typer.Option(
+                        None, "--observer-joints", help="The observer-centric labels of LSP's "
+                        "2000 images (eval_pose's gt/lsp-joints-OC.mat): `hgx eval` then "
+                        "reports person- and observer-centric PCK.")):
     """LSP / LSP-extended: joints.mat -> train (1-1000, + LSPET) and valid (1001-2000)."""
     from hgx.data.prepare import prepare_lsp
 
     _prepared(prepare_lsp(joints, out, images, extended=extended, extended_mat=extended_joints,
-                          extended_images=extended_images))
+                          extended_images=extended_images, observer_mat=observer_joints))
 
 
 @prepare_app.command("coco")
@@ -395,11 +402,19 @@ def main(argv: list[str] | None = None) -> int:
     except HgxError as err:
         if debug:
             raise
-        _err(f"hgx: error: {_one_line(err)}")
+        # raised in a DataLoader worker, it comes back re-raised with the worker's traceback
+        _err(f"hgx: error: {_wrapped_hgx_error(err) or _one_line(err)}")
         code = err.exit_code
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
+        from hgx.workflow import EXIT_SIGNAL
+
         _err("hgx: interrupted")
-        code = 130
+        code = EXIT_SIGNAL.get(getattr(stop, "signum", 2), 130)
+    except OSError as err:  # the filesystem said no: name the path and what to do
+        if debug:
+            raise
+        _err(f"hgx: error: {_os_error(err)}")
+        code = 1
     except Exception as err:  # a bug, not a user error: one line unless --debug
         if _is_click(err, "NoArgsIsHelpError"):  # `hgx data`: that group's help
             print(err.ctx.get_help())
@@ -409,9 +424,11 @@ def main(argv: list[str] | None = None) -> int:
             hint = f" (see `{ctx.command_path} --help`)" if ctx else ""
             _err(f"hgx: error: {_one_line(err.format_message())}{hint}")
             return 2
-        if _is_click(err, "Abort"):
-            _err("hgx: aborted")
-            return 130
+        if _is_click(err, "Abort"):  # click turns KeyboardInterrupt into Abort
+            from hgx.workflow import EXIT_SIGNAL
+
+            _err("hgx: interrupted")
+            return EXIT_SIGNAL.get(getattr(err.__cause__, "signum", 2), 130)
         if debug:
             raise
         wrapped = _wrapped_hgx_error(err)
@@ -422,6 +439,20 @@ def main(argv: list[str] | None = None) -> int:
                  "the traceback)")
         code = 1
     return code if isinstance(code, int) else 0
+
+
+def _os_error(err: OSError) -> str:
+    where = err.filename if err.filename is not None else "a file"
+    why = err.strerror or type(err).__name__
+    if isinstance(err, PermissionError):
+        fix = "check its permissions, or choose another --exp-dir / --out"
+    elif err.errno == 28:  # ENOSPC
+        fix = "free some disk space"
+    elif isinstance(err, (FileExistsError, NotADirectoryError, IsADirectoryError)):
+        fix = "a file and a directory are mixed up there; pass a directory (e.g. --exp-dir DIR)"
+    else:
+        fix = "check the path"
+    return f"{where}: {why}; {fix}"
 
 
 def _is_click(err: Exception, name: str) -> bool:

@@ -324,10 +324,23 @@ class Experiment:
         merged.update(values)
         return merged
 
-    def meta(self) -> dict:
+    def meta(self, strict: bool = False) -> dict:
+        """experiment.yaml (name, creation, lineage). A damaged file raises HgxError naming it
+        (always with ``strict``; otherwise an absent file reads as empty)."""
         path = self.path / "experiment.yaml"
-        data = hopts.read_yaml(path) if path.is_file() else {}
-        return data if isinstance(data, dict) else {}
+        if not path.is_file():
+            if strict:
+                raise HgxError(f"{path} is missing; restore it (it holds the lineage) or "
+                               "recreate the experiment")
+            return {}
+        try:
+            data = hopts.read_yaml(path)
+        except UsageError as err:
+            raise HgxError(f"{self.name} is damaged: {err}") from None
+        if not isinstance(data, dict):
+            raise HgxError(f"{self.name} is damaged: {path} does not hold a mapping; fix or "
+                           "restore the file")
+        return data
 
     def parent(self) -> dict | None:
         return self.meta().get("parent")

@@ -282,6 +282,8 @@ def read_yaml(path: Path) -> Any:
         mark = getattr(err, "problem_mark", None)
         line = f" line {mark.line + 1}" if mark else ""
         raise UsageError(f"{path}:{line} is not valid YAML; fix or restore the file") from None
+    except (UnicodeDecodeError, ValueError):
+        raise UsageError(f"{path} is not a text (YAML) file; fix or restore the file") from None
     except OSError as err:
         raise UsageError(f"cannot read {path}: {err.strerror}") from None
     return {} if data is None else data

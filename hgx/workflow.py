@@ -5,7 +5,10 @@ Everything that can fail on user input is checked before anything is written.
 """
 from __future__ import annotations
 
+import contextlib
 import shutil
+import signal
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +19,80 @@ from hgx.errors import HgxError, UsageError
 from hgx.experiment import Experiment, Lock, exp_root, generate_name, list_names, read_tsv
 
 EXIT_SIGNAL = {2: 130, 15: 143}  # SIGINT, SIGTERM
+
+
+class Interrupted(KeyboardInterrupt):
+    """A signal arrived while the command was still setting up (before the first step). A
+    KeyboardInterrupt, so that no ``except Exception`` swallows it and loader workers stop
+    quietly."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def signals_abort_setup():
+    """From the command's first line, SIGINT/SIGTERM abort the setup cleanly (an exception
+    that unwinds: the lock is released, what the command created is removed); the training
+    loop installs its own handlers (finish the step, snapshot) once it runs."""
+    def abort(signum, _frame):
+        raise Interrupted(signum)
+
+    old = {sig: signal.signal(sig, abort) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+
+
+class Undo:
+    """What a command created or changed, undone when it fails before training wrote its
+    first snapshot: a directory it created is removed; files it changed get their old bytes
+    back. Nothing else is ever touched."""
+
+    def __init__(self, exp: Experiment, created: bool, files: tuple[str, ...] = ()):
+        self.exp, self.created = exp, created
+        self.first = exp.state().get("last_snapshot")
+        self.saved = {name: (exp.path / name).read_bytes() if (exp.path / name).is_file()
+                      else None for name in files}
+
+    def trained(self) -> bool:
+        return self.exp.state().get("last_snapshot") != self.first
+
+    def undo(self) -> str:
+        if self.created:
+            shutil.rmtree(self.exp.path, ignore_errors=True)
+            return f"{self.exp.name} removed (it had no snapshot of its own)"
+        from hgx.experiment import atomic_write
+
+        for name, data in self.saved.items():
+            path = self.exp.path / name
+            if data is None:
+                path.unlink(missing_ok=True)
+            else:
+                atomic_write(path, data)
+        return f"{self.exp.name} left as it was"
+
+
+def _guarded(undo: Undo, run: Callable[[], "RunResult"]) -> "RunResult":
+    """Run training; on a failure before its first snapshot, undo what the command did."""
+    try:
+        result = run()
+    except Interrupted as stop:
+        if undo.trained():
+            raise
+        what = undo.undo()
+        return RunResult(undo.exp.name, EXIT_SIGNAL.get(stop.signum, 130),
+                         f"{undo.exp.name}: interrupted while setting up; {what}")
+    except BaseException:
+        if not undo.trained():
+            undo.undo()
+        raise
+    if result.exit_code == 1 and not undo.trained():  # e.g. a non-finite loss in epoch 1
+        result.message += f"; {undo.undo()}"
+    return result
 
 
 @dataclass
@@ -40,11 +117,18 @@ def _refuse_arch_change(stored: dict, typed: dict, what: str) -> None:
 
 
 def _check_data(opts, log) -> None:
-    """Fail before creating anything when the dataset is not there."""
+    """Fail before creating anything when the dataset is not there: its annotation files, its
+    image folder, and the first image of each split decode."""
     from hgx.data import open_split
 
-    open_split(opts, "train", log=log)
-    open_split(opts, "valid", log=log)
+    for split in ("train", "valid"):
+        ds = open_split(opts, split, log=log)
+        if ds.cache is None:
+            if not ds.image_dir.is_dir():
+                raise HgxError(f"image folder {ds.image_dir} not found; put the dataset's images "
+                               f"there (or pass --data-dir DIR holding annot/ and images/)")
+            if len(ds):
+                ds.load_image(0)
 
 
 def _load_model(opts, typed: dict):
@@ -68,6 +152,12 @@ def _load_model(opts, typed: dict):
 
 def _check_run(opts) -> None:
     """Run options that cannot work here: refused before anything is written."""
+    from hgx.engine.device import select_device
+    from hgx.models import check_resolution
+
+    check_resolution(opts)
+    if opts.nproc * opts.nnodes == 1:
+        select_device(opts.device)
     if opts.sync_bn and opts.nproc * opts.nnodes > 1:
         import torch
 
@@ -165,8 +255,29 @@ def worker(exp_path: str) -> int:
     return 1 if outcome.stopped == "nan" else 0
 
 
+def check_root(root: Path) -> Path:
+    """The experiments root must be a directory this user can write (created if missing)."""
+    if root.exists() and not root.is_dir():
+        raise UsageError(f"experiments root {root} is a file, not a directory; pass --exp-dir "
+                         "DIR (or set $HGX_EXP_DIR) to a directory")
+    probe = root if root.exists() else next((p for p in root.parents if p.exists()), Path("."))
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise HgxError(f"experiments root {root} is not writable ({probe} does not let this user "
+                       "create files); choose another --exp-dir or fix its permissions")
+    return root
+
+
 def new(name: str | None, typed_raw: dict, preset: str | None = None, exp_dir=None,
         log: Callable = print, interactive=None, argv=None) -> RunResult:
+    with signals_abort_setup():
+        try:
+            return _new(name, typed_raw, preset, exp_dir, log, interactive, argv)
+        except Interrupted as stop:
+            return RunResult(name or "", EXIT_SIGNAL.get(stop.signum, 130),
+                             "interrupted before anything was created")
+
+
+def _new(name, typed_raw, preset, exp_dir, log, interactive, argv) -> RunResult:
     from hgx.engine.train import StartState
 
     root = exp_root(exp_dir)
@@ -182,6 +293,7 @@ def new(name: str | None, typed_raw: dict, preset: str | None = None, exp_dir=No
     check_name(name)
     if typed.get("node_rank"):
         return _join(root, name, hopts.resolve(preset_values, None, typed), log)
+    check_root(root)
     if (root / name).exists():
         raise HgxError(f"experiment '{name}' already exists in {root}; pick another name, or "
                        f"`hgx continue {name}` to resume it")
@@ -190,13 +302,33 @@ def new(name: str | None, typed_raw: dict, preset: str | None = None, exp_dir=No
     opts, weights = _load_model(opts, typed)
     _check_data(opts, log)
     exp = Experiment.create(root, name, hopts.as_dict(opts))
-    exp.record("new", typed, argv, preset=preset)
-    with Lock(exp.lock_file):
-        return _train(exp, opts, StartState(model=weights), log, interactive)
+    undo = Undo(exp, created=True)
+    try:
+        exp.record("new", typed, argv, preset=preset)
+        with Lock(exp.lock_file):
+            return _guarded(undo, lambda: _train(exp, opts, StartState(model=weights), log,
+                                                 interactive))
+    except BaseException:
+        if not undo.trained():
+            undo.undo()
+        raise
 
 
 def continue_(name: str, typed_raw: dict, exp_dir=None, log: Callable = print,
               interactive=None, argv=None) -> RunResult:
+    with signals_abort_setup():
+        try:
+            return _continue(name, typed_raw, exp_dir, log, interactive, argv)
+        except Interrupted as stop:
+            return RunResult(name, EXIT_SIGNAL.get(stop.signum, 130),
+                             f"{name}: interrupted while setting up; left as it was")
+
+
+# files continue rewrites before training; restored when it fails before its first snapshot
+CONTINUE_FILES = ("options.yaml", "history.jsonl", "train.log", "valid.log", "state.json")
+
+
+def _continue(name, typed_raw, exp_dir, log, interactive, argv) -> RunResult:
     from hgx import checkpoint
     from hgx.engine.train import StartState, start_from_snapshot
 
@@ -204,6 +336,7 @@ def continue_(name: str, typed_raw: dict, exp_dir=None, log: Callable = print,
     typed = typed_options(typed_raw)
     exp = Experiment.open(root, name)
     stored = exp.options()
+    exp.meta(strict=True)  # a damaged experiment.yaml is named, not trained on
     state = exp.state()
     if typed.get("node_rank"):
         opts = hopts.resolve(None, stored, typed)
@@ -226,24 +359,45 @@ def continue_(name: str, typed_raw: dict, exp_dir=None, log: Callable = print,
             log(f"note: took over a stale lock of pid {lock.taken_over.get('pid')} on "
                 f"{lock.taken_over.get('host')} (that process is gone)")
         exp.remove_stale_temporaries()
-        _, data = checkpoint.latest_good(exp, warn=log)
-        if data is None:
-            start = StartState(model=_load_model(opts, stored)[1])
-            if has_weights:
-                log("warning: no loadable snapshot; starting from scratch")
-        else:
-            start = start_from_snapshot(data)
+        notes: list[str] = []
+        _, data = checkpoint.latest_good(exp, warn=notes.append)
+        if data is None and has_weights:
+            why = "; ".join(n.removeprefix("warning: ").removesuffix("; trying the previous "
+                                                                     "snapshot") for n in notes)
+            raise HgxError(f"{exp.name}: no snapshot can be loaded ({why or 'none found'}); "
+                           "nothing was changed. Restore one, or start again with `hgx new`")
+        for note in notes:
+            log(note)
+        start = start_from_snapshot(data) if data is not None else \
+            StartState(model=_load_model(opts, stored)[1])
         _check_data(opts, log)
-        exp.truncate_logs(start.epoch)
-        exp.write_options(hopts.as_dict(opts))
-        exp.record("continue", typed, argv, from_epoch=start.epoch,
-                   from_iteration=start.iteration)
-        return _train(exp, opts, start, log, interactive)
+        undo = Undo(exp, created=False, files=CONTINUE_FILES)
+        try:
+            exp.truncate_logs(start.epoch)
+            exp.write_options(hopts.as_dict(opts))
+            exp.record("continue", typed, argv, from_epoch=start.epoch,
+                       from_iteration=start.iteration)
+            return _guarded(undo, lambda: _train(exp, opts, start, log, interactive))
+        except BaseException:
+            if not undo.trained():
+                undo.undo()
+            raise
 
 
 def branch(old: str, new_name: str, typed_raw: dict, from_epoch: int | None = None,
            from_best: bool = False, exp_dir=None, log: Callable = print, interactive=None,
            argv=None) -> RunResult:
+    with signals_abort_setup():
+        try:
+            return _branch(old, new_name, typed_raw, from_epoch, from_best, exp_dir, log,
+                           interactive, argv)
+        except Interrupted as stop:
+            return RunResult(new_name, EXIT_SIGNAL.get(stop.signum, 130),
+                             f"{new_name}: interrupted while setting up; nothing kept")
+
+
+def _branch(old, new_name, typed_raw, from_epoch, from_best, exp_dir, log, interactive,
+            argv) -> RunResult:
     from hgx import checkpoint
     from hgx.engine.train import start_from_snapshot
     from hgx.experiment import check_name
@@ -254,6 +408,7 @@ def branch(old: str, new_name: str, typed_raw: dict, from_epoch: int | None = No
     if typed.get("node_rank"):
         return _join(root, new_name, hopts.resolve(None, None, typed), log)
     parent = Experiment.open(root, old)
+    check_root(root)
     if (root / new_name).exists():
         raise HgxError(f"experiment '{new_name}' already exists in {root}; pick another name")
     stored = parent.options()
@@ -268,24 +423,31 @@ def branch(old: str, new_name: str, typed_raw: dict, from_epoch: int | None = No
                "epoch": start.epoch, "iteration": start.iteration,
                "snapshot": src.name}
     exp = Experiment.create(root, new_name, hopts.as_dict(opts), parent=lineage)
-    dst = exp.snapshots / src.name if src.name != "best.pt" else \
-        exp.snapshot_path(start.epoch + (1 if start.iteration else 0), start.iteration)
-    shutil.copyfile(src, dst)
-    state = exp.state()
-    state.update(epochs_done=start.epoch, iteration=start.iteration,
-                 global_step=start.global_step, last_snapshot=str(dst.relative_to(exp.path)))
-    exp.write_state(state)
-    exp.record("branch", typed, argv, parent=parent.name, from_epoch=start.epoch,
-               snapshot=src.name)
-    start.best_acc = start.best_epoch = None
-    if start.epoch >= opts.epochs and not start.iteration:
-        return RunResult(exp.name, 0, f"{exp.name} branched from {parent.name} at epoch "
-                                      f"{start.epoch}; nothing to train: it has done "
-                                      f"{start.epoch} of {opts.epochs} epochs (`hgx continue "
-                                      f"{exp.name} --epochs N` trains more)")
-    log(f"{exp.name}: branched from {parent.name} at epoch {start.epoch}")
-    with Lock(exp.lock_file):
-        return _train(exp, opts, start, log, interactive)
+    undo = Undo(exp, created=True)
+    try:
+        dst = exp.snapshots / src.name if src.name != "best.pt" else \
+            exp.snapshot_path(start.epoch + (1 if start.iteration else 0), start.iteration)
+        shutil.copyfile(src, dst)
+        state = exp.state()
+        state.update(epochs_done=start.epoch, iteration=start.iteration,
+                     global_step=start.global_step, last_snapshot=str(dst.relative_to(exp.path)))
+        exp.write_state(state)
+        undo.first = state["last_snapshot"]  # the copy is not this run's own snapshot
+        exp.record("branch", typed, argv, parent=parent.name, from_epoch=start.epoch,
+                   snapshot=src.name)
+        start.best_acc = start.best_epoch = None
+        if start.epoch >= opts.epochs and not start.iteration:
+            return RunResult(exp.name, 0, f"{exp.name} branched from {parent.name} at epoch "
+                                          f"{start.epoch}; nothing to train: it has done "
+                                          f"{start.epoch} of {opts.epochs} epochs (`hgx "
+                                          f"continue {exp.name} --epochs N` trains more)")
+        log(f"{exp.name}: branched from {parent.name} at epoch {start.epoch}")
+        with Lock(exp.lock_file):
+            return _guarded(undo, lambda: _train(exp, opts, start, log, interactive))
+    except BaseException:
+        if not undo.trained():
+            undo.undo()
+        raise
 
 
 # -- read-only views ----------------------------------------------------------------------------
@@ -316,8 +478,21 @@ def summary(exp: Experiment) -> dict:
 
 
 def list_experiments(exp_dir=None) -> list[dict]:
+    """Every experiment's summary; one whose files are damaged is listed as such (status
+    ``damaged``, ``problem`` saying which file) and the others are listed as usual."""
     root = exp_root(exp_dir)
-    return [summary(Experiment(root / n)) for n in list_names(root)]
+    out = []
+    for n in list_names(root):
+        exp = Experiment(root / n)
+        try:
+            out.append(summary(exp))
+        except HgxError as err:
+            out.append({"name": n, "path": str(exp.path.resolve()), "parent": None,
+                        "branched_from_epoch": None, "epochs_done": None, "epochs": None,
+                        "best_acc": None, "best_epoch": None, "status": "damaged",
+                        "problem": str(err), "precision": None, "last_snapshot": None,
+                        "best_snapshot": None})
+    return out
 
 
 def show(name: str, exp_dir=None) -> dict:

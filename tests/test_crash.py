@@ -8,10 +8,12 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from conftest import TINY, dataset_of, tree_hashes
 from hgx.experiment import read_tsv
@@ -26,6 +28,20 @@ def _cli(root, *args, **kw):
     env = {**os.environ, "HGX_EXP_DIR": str(root)}
     return subprocess.Popen([sys.executable, "-m", "hgx", *args], env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **kw)
+
+
+def wait_for_training(proc, name: str, timeout: float = 120.0) -> str:
+    """Read the run's output until its first training step is reported (the progress line
+    "epoch 1/E 1/N"), however slow the machine: a signal sent then reaches the training loop,
+    not the setup. Returns what was read."""
+    seen = []
+    deadline = time.time() + timeout
+    for line in proc.stdout:
+        seen.append(line)
+        if line.startswith("epoch 1/") and " 1/" in line.split("  ")[0][8:]:
+            return "".join(seen)
+        assert time.time() < deadline, "".join(seen)
+    raise AssertionError("the run ended before training:\n" + "".join(seen))
 
 
 def _final(root, name):
@@ -76,12 +92,10 @@ def test_kill_9_then_continue_is_bit_identical(hgx, workers):
 def test_sigterm_snapshots_and_exits_143(hgx):
     assert hgx("new", "warm", *TINY, "--epochs", "1")[0] == 0
     proc = _cli(hgx.root, "new", "t", *TINY, "--epochs", "2", "--train-iters", "100000")
-    deadline = time.time() + 60
-    while time.time() < deadline and not (hgx.root / "t" / "lock").exists():
-        time.sleep(0.1)
-    time.sleep(1.5)
+    before = wait_for_training(proc, "t")
     proc.send_signal(signal.SIGTERM)
-    out, _ = proc.communicate(timeout=60)
+    out, _ = proc.communicate(timeout=120)
+    out = before + out
     assert proc.returncode == 143, out
     assert "hgx continue t" in out
     state = json.loads((hgx.root / "t" / "state.json").read_text())
@@ -117,7 +131,7 @@ def test_corrupt_latest_snapshot_falls_back_to_previous(hgx):
     latest.write_bytes(latest.read_bytes()[:1000])  # truncated, as by a dying disk
     code, out = hgx("continue", "a", "--epochs", "3")
     assert code == 0, out
-    assert "epoch-0002.pt is corrupt or truncated" in out and "resuming from epoch-0001.pt" in out
+    assert "epoch-0002.pt is truncated" in out and "resuming from epoch-0001.pt" in out
     assert [int(r["epoch"]) for r in read_tsv(hgx.root / "a" / "train.log")] == [1, 2, 3]
 
 
@@ -170,6 +184,19 @@ def test_nan_loss_stops_and_keeps_last_good_snapshot(hgx):
     snap = torch.load(hgx.root / "a" / state["last_snapshot"], weights_only=False)
     assert all(torch.isfinite(v).all() for v in snap["model"].values() if v.is_floating_point())
     assert state["epochs_done"] >= before["epochs_done"]
+    # state.json agrees with options.yaml: a NaN before the continued run's first snapshot
+    # leaves the experiment as it was (options included); a later one is not "finished"
+    epochs = yaml.safe_load((hgx.root / "a" / "options.yaml").read_text())["epochs"]
+    assert state["finished"] == (state["epochs_done"] >= epochs and not state["iteration"])
+    assert state["epochs_done"] < 4
+
+
+def test_nan_in_the_first_epoch_of_new_keeps_nothing(hgx):
+    """No snapshot was ever written: say so (no "last good snapshot"), and free the name."""
+    code, out = hgx("new", "n", *TINY, "--epochs", "2", "--lr", "1e30", "--train-iters", "20")
+    assert code == 1 and "loss became" in out
+    assert "last good" not in out and "no snapshot had been written" in out
+    assert not (hgx.root / "n").exists()
 
 
 def _corrupt_options(d):
@@ -184,6 +211,35 @@ def _missing_key(d):
     ann.mkdir(parents=True)
     with h5py.File(ann / "train.h5", "w") as f:
         f["part"] = np.zeros((2, 16, 2))
+
+
+def _a_file(d):
+    (d.parent.parent / "a-file").write_text("not a directory")
+
+
+def _no_images(d):
+    """A complete annotation set (the synthetic one's) without its images/ folder."""
+    import shutil
+
+    from hgx.data.synth import synth_cache_dir
+
+    shutil.copytree(synth_cache_dir(0, (160, 120), 24, 8, 4) / "annot",
+                    d.parent.parent / "data" / "annot")
+
+
+def _plain_pickle(d):
+    import pickle
+
+    (d.parent.parent / "plain.pkl").write_bytes(pickle.dumps({"weights": [1, 2, 3]}, 4))
+
+
+def _damaged_meta(d):
+    (d / "experiment.yaml").write_text("name: [unclosed\n")
+
+
+def _junk_snapshots(d):
+    for p in (d / "snapshots").glob("*.pt"):
+        p.write_bytes(b"junk")
 
 
 # (command, setup, exit code, fragment of the one-line message)
@@ -201,6 +257,17 @@ CASES = [
      "data directory missing-dir not found"),
     (["new", "b", "--dataset", "mpii", "--data-dir", "data"], _missing_key, 1, "lacks center"),
     (["new", "b", "--load-model", "nowhere.pt"], None, 1, "file not found"),
+    (["new", "b", *TINY, "--device", "cuda"], None, 1, "no CUDA device"),
+    (["new", "b", *TINY, "--input-res", "100"], None, 2, "must be a multiple of 16"),
+    (["new", "b", *TINY, "--input-res", "128"], None, 2, "--output-res 16: the network"),
+    (["new", "b", *TINY, "--exp-dir", "a-file"], _a_file, 2, "is a file, not a directory"),
+    (["new", "b", *TINY, "--dataset", "mpii", "--data-dir", "data"], _no_images, 1,
+     "image folder"),
+    (["new", "b", *TINY, "--load-model", "plain.pkl"], _plain_pickle, 1,
+     "cannot be read as a checkpoint"),
+    (["continue", "a", "--epochs", "2"], _damaged_meta, 1, "a is damaged"),
+    (["continue", "a", "--epochs", "2"], _junk_snapshots, 1, "no snapshot can be loaded"),
+    (["branch", "a", "b", "--input-res", "128"], None, 2, "--output-res 16"),
 ]
 
 
@@ -211,10 +278,13 @@ def test_bad_input_never_loses_data(hgx, args, setup, code, fragment):
     if setup:
         setup(hgx.root / "a")
     before = tree_hashes(hgx.root)
-    got, out = hgx(*args)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a library warning leaking to the user fails
+        got, out = hgx(*args)
     assert got == code, out
     assert fragment in out
     assert len(out.strip().splitlines()) == 1 and "Traceback" not in out
+    assert "Warning" not in out
     assert tree_hashes(hgx.root) == before
 
 
@@ -233,6 +303,20 @@ def test_corrupt_image_is_named_with_its_row(hgx):
                     "--train-iters", "20")
     assert code == 1
     assert victim.name in out and "row" in out and "Traceback" not in out
+    assert not (hgx.root / "b").exists()  # failed before its first snapshot: nothing kept
+
+
+def test_list_shows_a_damaged_experiment_and_the_others(hgx):
+    assert hgx("new", "a", *TINY, "--epochs", "1")[0] == 0
+    assert hgx("new", "b", *TINY, "--epochs", "1")[0] == 0
+    (hgx.root / "a" / "experiment.yaml").write_text(": [\n")
+    code, out = hgx("list", "--json")
+    assert code == 0, out
+    rows = {r["name"]: r for r in json.loads(hgx.stdout)}
+    assert rows["a"]["status"] == "damaged" and "experiment.yaml" in rows["a"]["problem"]
+    assert rows["b"]["status"] == "finished"
+    code, out = hgx("list")
+    assert code == 0 and "damaged" in out and "finished" in out
 
 
 def test_load_model_that_does_not_fit(hgx):
@@ -284,3 +368,42 @@ def test_reading_the_numbers_every_few_steps_changes_nothing(hgx, monkeypatch):
     (m1, logs1), (m3, logs3), (ms, logss) = final("every1"), final("every3"), final("stopped")
     assert logs1 == logs3 == logss and logs1[0][0]["iters"] == 7
     assert all(torch.equal(m1[k], m3[k]) and torch.equal(m1[k], ms[k]) for k in m1)
+
+
+@pytest.mark.parametrize("signum,code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_signal_during_setup_exits_cleanly_and_keeps_nothing(hgx, monkeypatch, signum, code):
+    """A signal between creating the experiment and the first step: exit 143/130, the lock
+    released, the half-made experiment removed so its name is free again."""
+    from hgx.engine import train
+
+    assert hgx("new", "warm", *TINY, "--epochs", "1")[0] == 0
+    real_init = train.Trainer.__init__
+
+    def init_then_signal(self, *args, **kwargs):
+        real_init(self, *args, **kwargs)
+        os.kill(os.getpid(), signum)  # arrives while the run is still setting up
+
+    monkeypatch.setattr(train.Trainer, "__init__", init_then_signal)
+    rc, out = hgx("new", "t", *TINY, "--epochs", "1")
+    assert rc == code, out
+    assert "interrupted while setting up" in out and "Traceback" not in out
+    assert not (hgx.root / "t").exists()
+    monkeypatch.setattr(train.Trainer, "__init__", real_init)
+    assert hgx("new", "t", *TINY, "--epochs", "1")[0] == 0  # the name is free
+
+
+def test_continue_interrupted_during_setup_changes_nothing(hgx, monkeypatch):
+    from hgx.engine import train
+
+    assert hgx("new", "a", *TINY, "--epochs", "1")[0] == 0
+    before = tree_hashes(hgx.root / "a")
+    real_init = train.Trainer.__init__
+
+    def init_then_signal(self, *args, **kwargs):
+        real_init(self, *args, **kwargs)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(train.Trainer, "__init__", init_then_signal)
+    rc, out = hgx("continue", "a", "--epochs", "2", "--lr", "1e-5")
+    assert rc == 143, out
+    assert tree_hashes(hgx.root / "a") == before  # options, history, logs, state restored

@@ -11,6 +11,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+import scipy.io as scipy_io
 
 from conftest import require_shared
 import scipy.io
@@ -366,3 +367,48 @@ def test_plot_curves_legend_and_file(tmp_path):
     assert (tmp_path / "curves.svg").read_text().lstrip().startswith("<?xml")
     with pytest.raises(HgxError, match=".bmp"):
         plot_curves(results, tmp_path / "curves.bmp")
+
+
+def test_person_and_observer_centric_pck_of_an_lsp_split(tmp_path):
+    """hgx eval of an LSP split reports the labels' own PCK (person-centric) and, with the
+    observer-centric labels beside it, that one too (eval_pose demo_eval_lsp.m scores both)."""
+    from hgx.data import prepare
+    from hgx.data.dataset import PoseDataset, read_annotations
+    from hgx.engine.finalize import score
+    from hgx import options as hopts
+
+    rng = np.random.default_rng(5)
+    part = rng.uniform(40, 160, size=(2000, 14, 2))
+    occluded = np.zeros((2000, 14))
+    observer = part.copy()
+    sym = [5, 4, 3, 2, 1, 0, 11, 10, 9, 8, 7, 6, 12, 13]
+    observer[1500:] = part[1500:, sym]  # the last 500 seen from behind: left and right swap
+    for name, p in (("pc.mat", part), ("oc.mat", observer)):
+        j = np.concatenate([p.transpose(2, 1, 0), occluded.T[None]], 0)
+        scipy_io.savemat(tmp_path / name, {"joints": j})
+    (tmp_path / "images").mkdir()
+    prepare.prepare_lsp(tmp_path / "pc.mat", tmp_path / "lsp", tmp_path / "images",
+                        observer_mat=tmp_path / "oc.mat")
+    annot = read_annotations(tmp_path / "lsp/annot/valid.h5", 14)
+    ds = PoseDataset(annot, tmp_path / "images", LSP, hopts.resolve(None, None, {}), False)
+    r = score(annot.part.copy(), ds)  # person-centric predictions, exactly right
+    assert r["centric"] == "person" and r["Mean"] == 100.0
+    oc = r["observer_centric"]
+    assert oc["Head"] == 100.0 and oc["Ankle"] < 60  # half the people's sides disagree
+    json.dumps(r, allow_nan=False)
+
+
+def test_flic_split_scores_observer_and_person_centric():
+    """pose-hg-train's FLIC valid.h5 (observer-centric) with valid_personcentric.h5 beside it:
+    both PCK@0.2 tables, each against its own labels and its file's normalize."""
+    from hgx.data.dataset import PoseDataset, read_annotations
+    from hgx.engine.finalize import score
+    from hgx import options as hopts
+
+    require_shared(FLIC_GT)
+    annot = read_annotations(FLIC_GT, 11)
+    ds = PoseDataset(annot, FLIC_GT.parent, FLIC, hopts.resolve(None, None, {}), False)
+    r = score(annot.part.copy(), ds)  # observer-centric labels as predictions
+    assert r["centric"] == "observer" and r["Mean"] == 100.0
+    pc = r["person_centric"]
+    assert pc["count"] == 1016 and 90 < pc["Wrist"] < 100  # the 48 seen from behind swap

@@ -16,7 +16,7 @@ plus ``{split}_images.txt`` (the image name of every row) beside it. The file's 
 it self-describing: ``name`` (dataset name), ``joint_names``, ``flip_pairs`` (P, 2),
 ``pck_norm`` ('head' or 'torso'), and where known ``torso`` (2,), ``limbs`` (L, 2) with
 ``limb_sides`` (one of 'l', 'r', 'c' per limb), ``acc_joints``, ``images`` (the image folder the
-converter was given). Coordinates are stored exactly as the source dataset gives them.
+converter was given), ``centric`` ('person' or 'observer': whose left and right the labels are). Coordinates are stored exactly as the source dataset gives them.
 
 The person box, ONE convention everywhere in hgx: ``center`` and ``scale`` ARE the crop box,
 exactly as pose-hg-train's ``data/mpii/annot/{train,valid,test}.h5`` hold them: a square of side
@@ -221,3 +221,43 @@ def _replace_link(link: Path, target: str) -> None:
                        "folder (hgx links the images instead of copying them)")
     link.parent.mkdir(parents=True, exist_ok=True)
     link.symlink_to(target, target_is_directory=True)
+
+
+# -- left and right: person- or observer-centric labels ---------------------------------------
+# FLIC and LSP are scored both ways (bearpaw/eval_pose demo_eval_lsp.m:28-60 runs the same PCK
+# on gt/lsp-joints-OC.mat and -PC.mat). Person-centric: "left" is the person's left;
+# observer-centric: the joint on the viewer's left is "right", as if every person faced the
+# camera. pose-hg-train ships FLIC's valid.h5 observer-centric beside valid_personcentric.h5.
+CENTRIC = {"person": "_personcentric", "observer": "_observercentric"}
+
+
+def centricity(path: Path) -> str | None:
+    """'person', 'observer' or None (unknown) for an annotation file: the name
+    (``*_personcentric.h5``), else its ``centric`` attribute, else pose-hg-train's FLIC files
+    (11 joints, no attribute), whose ``{split}.h5`` is the observer-centric one."""
+    path = Path(path)
+    for centric, suffix in CENTRIC.items():
+        if path.stem.endswith(suffix):
+            return centric
+    try:
+        with h5py.File(path, "r") as f:
+            if "centric" in f.attrs:
+                value = f.attrs["centric"]
+                return value.decode() if isinstance(value, bytes) else str(value)
+            if "part" in f and f["part"].shape[1:] == (11, 2):
+                return "observer"  # pose-hg-train data/flic/annot/{train,valid}.h5
+    except OSError:
+        return None
+    return None
+
+
+def alternates(path: Path) -> dict[str, Path]:
+    """The same people labelled the other way, when a file for it lies beside ``path``
+    (``valid.h5`` -> ``valid_personcentric.h5`` / ``valid_observercentric.h5``)."""
+    path = Path(path)
+    found = {}
+    for centric, suffix in CENTRIC.items():
+        other = path.with_name(f"{path.stem}{suffix}{path.suffix}")
+        if other.is_file() and other != path:
+            found[centric] = other
+    return found

@@ -319,7 +319,8 @@ def _loadmat(path: Path, what: str) -> dict:
 # ============================================================================================
 
 def prepare_lsp(joints_mat, out_dir, images_dir, extended: bool = False, *, extended_mat=None,
-                extended_images=None, scale_factor: float = LSP_SCALE_FACTOR) -> dict:
+                extended_images=None, observer_mat=None,
+                scale_factor: float = LSP_SCALE_FACTOR) -> dict:
     """Convert Leeds Sports Pose (LSP) and/or LSP-extended into train/valid files.
 
     Inputs: ``joints_mat`` = LSP's ``joints.mat`` (3 x 14 x 2000), or with ``extended=True``
@@ -331,9 +332,18 @@ def prepare_lsp(joints_mat, out_dir, images_dir, extended: bool = False, *, exte
     Outputs: ``out_dir/annot/{train,valid}.h5`` (14 LSP joints; valid = LSP images 1001-2000,
     empty for LSP-extended alone), ``*_images.txt``, ``out_dir/prepare.json``.
     Centre/scale from the joint box (see the module docstring); ``normalize`` = torso size.
+    LSP's labels are person-centric (attribute ``centric``); ``observer_mat`` (the
+    observer-centric labels of the same 2000 images, bearpaw/eval_pose gt/lsp-joints-OC.mat)
+    adds ``annot/valid_observercentric.h5``, so `hgx eval` reports both PCKs as eval_pose does.
     """
     out = Path(out_dir)
     joints, is_ext = _load_lsp(Path(joints_mat))
+    observer = None
+    if observer_mat is not None:
+        observer, oc_ext = _load_lsp(Path(observer_mat))
+        if is_ext or oc_ext or observer[0].shape != joints[0].shape:
+            raise HgxError(f"{observer_mat}: observer-centric labels must be LSP's 3 x 14 x "
+                           f"{len(joints[0])} joints of the same images as {joints_mat}")
     if is_ext != bool(extended):
         want = "extended=True (--extended)" if is_ext else "extended=False"
         kind = "LSP-extended (14 x 3 x N)" if is_ext else "LSP (3 x 14 x N)"
@@ -352,6 +362,7 @@ def prepare_lsp(joints_mat, out_dir, images_dir, extended: bool = False, *, exte
     prefixed = len(sets) > 1
 
     rows = {"train": Rows(14), "valid": Rows(14)}
+    oc_rows = Rows(14)
     skipped = {"train": Counter(), "valid": Counter()}
     for subset, (part, vis), ext, _ in sets:
         digits = 5 if ext else 4
@@ -367,6 +378,10 @@ def prepare_lsp(joints_mat, out_dir, images_dir, extended: bool = False, *, exte
                 skipped[split]["fewer than 2 joints"] += 1
                 continue
             rows[split].add(**row, imgname=name, index=i, person=0)
+            if observer is not None and split == "valid" and not ext:
+                oc = _box_row(observer[0][i], observer[1][i], LSP, scale_factor, False)
+                oc_rows.add(**{**(oc or row), "center": row["center"], "scale": row["scale"]},
+                            imgname=name, index=i, person=0)
 
     notes = []
     n = len(sets[0][1][0])
@@ -378,9 +393,15 @@ def prepare_lsp(joints_mat, out_dir, images_dir, extended: bool = False, *, exte
                      "joints.mat (extended_mat=) to validate on LSP's test half")
     sources = ({"lsp": images_dir, "lspet": extended_images} if prefixed
                else {"": images_dir})
-    attrs = {**skeleton_attrs(LSP), "images": _folder_attr(images_dir)}
+    attrs = {**skeleton_attrs(LSP), "images": _folder_attr(images_dir), "centric": "person"}
     if prefixed:
         attrs["images_lspet"] = _folder_attr(extended_images)
+    if observer is not None:
+        rows["valid_observercentric"] = oc_rows
+        attrs_oc = {**attrs, "centric": "observer"}
+        summary = _finish(out, "lsp", rows, attrs, skipped, sources, notes,
+                          attrs_by_split={"valid_observercentric": attrs_oc})
+        return summary
     return _finish(out, "lsp", rows, attrs, skipped, sources, notes)
 
 
@@ -766,7 +787,7 @@ def _folder_attr(folder) -> str | None:
 
 
 def _finish(out: Path, dataset: str, rows: dict, attrs: dict, skipped: dict, sources: dict,
-            notes: list[str]) -> dict:
+            notes: list[str], attrs_by_split: dict | None = None) -> dict:
     """Write the splits, link the images, write and return the summary."""
     if out.exists() and not out.is_dir():
         raise HgxError(f"output {out} exists and is not a folder; choose another output folder")
@@ -774,7 +795,7 @@ def _finish(out: Path, dataset: str, rows: dict, attrs: dict, skipped: dict, sou
     counts = {}
     for split, data in rows.items():
         arrays = data.arrays() if isinstance(data, Rows) else data
-        write_split(out / "annot", split, arrays, attrs)
+        write_split(out / "annot", split, arrays, (attrs_by_split or {}).get(split, attrs))
         counts[split] = int(len(arrays["scale"]))
     if not linked:
         notes = notes + [f"no image folder given: put the images in {out / 'images'}"]

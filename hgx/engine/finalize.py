@@ -91,10 +91,30 @@ def score_rows(preds: np.ndarray, annot, skeleton, rows=None) -> dict:
 
 
 def score(preds: np.ndarray, dataset) -> dict:
-    if not dataset.annot.present.any():
-        raise HgxError(f"{dataset.annot.path} has no ground-truth joints (a test split?); "
+    """The dataset's table; for torso-PCK datasets (FLIC, LSP) also the score against the
+    other-centric labels when a file of them lies beside the split's (``centric`` names whose
+    left and right the main table's labels are; ``person_centric`` / ``observer_centric`` hold
+    the other table), as eval_pose's demo_eval_lsp.m reports both."""
+    from hgx.data.dataset import read_annotations
+    from hgx.data.formats import alternates, centricity
+
+    annot, skeleton = dataset.annot, dataset.skeleton
+    if not annot.present.any():
+        raise HgxError(f"{annot.path} has no ground-truth joints (a test split?); "
                        "use `hgx finalize` to write predictions instead")
-    return score_rows(preds, dataset.annot, dataset.skeleton)
+    result = score_rows(preds, annot, skeleton)
+    if skeleton.pck_norm != "torso" or annot.path.name == "annot.h5":
+        return result
+    centric = centricity(annot.path)
+    if centric:
+        result["centric"] = centric
+    for other, path in alternates(annot.path).items():
+        if other == centric:
+            continue
+        labels = read_annotations(path, skeleton.num_joints)
+        if len(labels) == len(annot):
+            result[f"{other}_centric"] = score_rows(preds, labels, skeleton)
+    return result
 
 
 def run(loaded: Loaded, split: str, flip: bool, scales, batch: int = 0, interactive=None,

@@ -310,9 +310,12 @@ class Trainer:
             steps, (stop, ckpt, _) = rows[:-1], rows[-1]
             for k, (g_loss, g_acc, g_acc_n) in enumerate(steps):
                 if not math.isfinite(g_loss):
+                    kept = self.exp.state().get("last_snapshot")
+                    after = (f"the last good snapshot ({kept}) is kept: `hgx continue "
+                             f"{self.exp.name} --lr <lower>` resumes from it") if kept else \
+                        "no snapshot had been written yet"
                     self.log(f"error: the loss became {g_loss} at epoch {epoch} iteration "
-                             f"{it - len(steps) + k + 1}; stopping. The last good snapshot is "
-                             f"kept: `hgx continue {self.exp.name} --lr <lower>` resumes from it")
+                             f"{it - len(steps) + k + 1}; stopping; {after}")
                     return "nan"
                 sums["loss"] += g_loss / self.dist.world
                 sums["n"] += 1

@@ -8,7 +8,8 @@ from hgx.errors import HgxError
 __all__ = ["format_table", "plot_curves"]
 
 _SUFFIXES = {".png": "png", ".svg": "svg", ".pdf": "pdf"}
-_NON_GROUP_KEYS = ("official", "per_joint", "thresholds", "curves", "count")
+_NON_GROUP_KEYS = ("official", "per_joint", "thresholds", "curves", "count", "produced_by",
+                   "centric", "person_centric", "observer_centric")
 
 
 def _groups(result: dict) -> list[str]:
@@ -59,7 +60,15 @@ def format_table(result: dict, title: str | None = None):
     table.add_column("Metric")
     for c in cols:
         table.add_column(c, justify="right")
-    table.add_row(_metric_name(result), *[_fmt(result.get(c)) for c in cols])
+    label = _metric_name(result)
+    if result.get("centric"):
+        label += f" {result['centric']}-centric"
+    table.add_row(label, *[_fmt(result.get(c)) for c in cols])
+    for centric in ("person", "observer"):
+        other = result.get(f"{centric}_centric")
+        if other:
+            table.add_row(f"{_metric_name(other)} {centric}-centric",
+                          *[_fmt(other.get(c)) for c in cols])
     return table
 
 

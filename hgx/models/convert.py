@@ -25,6 +25,7 @@ import os
 import pickle
 import pickletools
 import re
+import warnings
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -141,7 +142,9 @@ def _torch_load(path: Path) -> tuple[Any, bool]:
     if not path.is_file():
         raise HgxError(f"{path} is not a file; pass the checkpoint file itself ({EXPECTED})")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True), True
+        with warnings.catch_warnings():  # torch's notes on foreign pickles: not for the user
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True), True
     except pickle.UnpicklingError as err:
         if "Unsupported global" not in str(err):
             raise _corrupt(path, err) from None
@@ -159,7 +162,9 @@ def _torch_load(path: Path) -> tuple[Any, bool]:
     # A known layout with extra Python objects (numpy scalars, argparse.Namespace...): legacy
     # files of the formats we import. Unpickle in full.
     try:
-        return torch.load(path, map_location="cpu", weights_only=False), False
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=False), False
     except (MemoryError, KeyboardInterrupt):
         raise
     except Exception as err:  # noqa: BLE001
