@@ -12,11 +12,13 @@ baselines
   ``imread_buffer``     ``cv2.imread(path, buf)`` into one reused array: the decoder alone, without
                         the page faults of a fresh 2.7 MB output array per call
   ``imread_reduced_2``  ``cv2.imread(path, IMREAD_REDUCED_COLOR_2)``
-hgx
+hgx (the headline: the whole training path, the same work as a peer's Dataset + DataLoader)
   ``hgx``               ``PoseDataset(..., augment=True)[(row, epoch, pos)]`` (decode, crop/scale/
                         rotate/flip into a uint8 RGB crop, joints, colour factors), collated, then
                         finished as the trainer finishes a batch (``batch.to_device``: float
-                        image times colour, heatmaps drawn) on --device: exactly what training gets
+                        image times colour, heatmaps drawn) on --device: exactly what training
+                        gets. With N workers the training process finishes each batch while
+                        the workers make the next ones, as in training.
   ``hgx_malloc``        the same in a process where glibc keeps freed big blocks, as hgx's
                         Trainer sets it up with --workers 0 (``train.keep_big_blocks``); 1 process
                         only: hgx's ``_worker_init`` does it in every worker already
@@ -26,10 +28,10 @@ before (what dataset.py did until now; same samples)
   ``wi_float_out``      the worker makes the float CHW image, the colour and the heatmaps and sends
                         them (1049 KB instead of 197 KB per sample at 256 px)
 
-Every pipeline makes whole batches as a worker does (samples, then ``collate``); the one-process
-figures run with one torch thread. What the training process then does with an hgx batch
-(``batch.to_device``: /255 and colour, heatmaps drawn; on the GPU in GPU training) is timed on
---device as the ``finish`` stage of the breakdown, where the float samples' consumer only
+Every pipeline makes whole batches as a worker does (samples, then ``collate``) and finishes them
+as the training process does; the one-process figures run with one torch thread. The
+``finish`` stage of the breakdown is that last part alone (``batch.to_device``: /255 and
+colour, heatmaps drawn; on the GPU in GPU training), where the float samples' consumer only
 moves them. The breakdown splits one sample's time into stages (augment, decode, warp, labels,
 meta, float_out, finish) with a step-by-step copy of ``PoseDataset.sample`` that is checked to
 return exactly what the real one returns ("mirrors_dataset"; when false, dataset.py changed and
@@ -274,9 +276,11 @@ class DecodeOnly:
                       {"row": image.shape[0], "hm_to_image": np.zeros((2, 3)), "flip": False})
 
 
-def loader_rate(dataset, batch: int, workers: int, batches: int, device, epoch: int) -> float:
-    """samples/s of the batches out of hgx's make_loader over ``batches`` batches, after 2
-    warm-up batches per worker (process start-up, first prefetches)."""
+def loader_rate(dataset, batch: int, workers: int, batches: int, device, epoch: int,
+                res: int, sigma: float) -> float:
+    """samples/s of the batches out of hgx's make_loader over ``batches`` batches, each
+    finished by this (the training) process as the trainer does, after 2 warm-up batches per
+    worker (process start-up, first prefetches)."""
     from hgx.data.dataset import EpochSampler
     from hgx.engine.device import Runtime
     from hgx.engine.train import make_loader
@@ -287,7 +291,8 @@ def loader_rate(dataset, batch: int, workers: int, batches: int, device, epoch: 
     runtime = Runtime(device, "fp32", False)  # pin_memory on CUDA, as in training
     collate_fn = collate_float if getattr(dataset, "rule", TODAY).float_out else None
     stamps = []
-    for _ in make_loader(dataset, sampler, batch, workers, runtime, collate_fn):
+    for out in make_loader(dataset, sampler, batch, workers, runtime, collate_fn):
+        finish(out, device, res, sigma)
         stamps.append(time.perf_counter())
     return batches * batch / (stamps[-1] - stamps[warm - 1])
 
@@ -354,9 +359,12 @@ def main(argv=None) -> dict:
     chunks = [keys[i:i + args.batch] for i in range(0, len(keys), args.batch)]
 
     def pipeline(dataset):
-        """One batch, as a loader worker makes it: samples, then collated."""
+        """One batch along the whole training path: samples and collate (a loader worker's
+        part), then what the training process does before the forward pass (``finish``: the
+        compact batch becomes float images and heatmaps; float batches are only moved). The
+        decode-only baselines stop after the decode."""
         collate_fn = collate_float if getattr(dataset, "rule", TODAY).float_out else collate
-        return lambda chunk: collate_fn([dataset[k] for k in chunk])
+        return lambda chunk: finish(collate_fn([dataset[k] for k in chunk]), device, res, sigma)
 
     # 1. one process, one torch thread (a worker's share of the machine), pipelines interleaved.
     #    The malloc set-up is process-wide: hgx_malloc runs in a forked child that switches
@@ -381,7 +389,8 @@ def main(argv=None) -> dict:
     ratesn = {name: [] for name in many}
     for r in range(args.repeats):
         for name, dataset in many.items():
-            ratesn[name].append(loader_rate(dataset, args.batch, n, batches, device, r + 1))
+            ratesn[name].append(loader_rate(dataset, args.batch, n, batches, device, r + 1,
+                                            res, sigma))
 
     # 3. where one sample's time goes: today and the what-ifs
     mirrors = mirrors_dataset(ds, keys[:8])

@@ -4,14 +4,26 @@
 
 The peer's code is not part of hgx: point --peer at your own checkout of
 princeton-vl/pytorch_stacked_hourglass. Both sides train the 2-stack, 256-feature hourglass
-(the same architecture: 6,570,400 used weights) on 256x256 inputs with Adam 1e-3 (the peer's
-optimizer), one MSE per stack; the peer as its train.py runs it (NHWC input permuted inside
-the model, contiguous memory), hgx as `hgx new` runs it on CPU (channels_last). Baseline: the
-peer's img/s. torch.set_flush_denormal(True) on both (random weights make denormals).
+(the same architecture: 6,570,400 used weights) on 256x256 inputs, batch 6, with Adam 1e-3
+(the peer's optimizer, task/pose.py:88), each fed and trained as its own training code does:
+
+* the peer: a contiguous NHWC float batch, as its DataLoader stacks data/MPII/dp.py's HWC
+  images; its PoseNet permutes it inside (models/posenet.py:50), so its convolutions run on
+  channels_last memory; its own loss (PoseNet.calc_loss: HeatmapLoss per stack, then the mean,
+  task/pose.py:120-125); fp32 (its train.py has no autocast);
+* hgx: as `hgx new` runs it on this machine: NCHW input made channels_last, hgx's
+  ``heatmap_loss`` in fp32 and ``--precision auto`` (bf16 autocast on CPUs with native bf16,
+  fp32 elsewhere); and the same in fp32, the like-for-like row.
+
+One step = forward, loss, backward, optimizer step on a batch already in memory (the same
+random images and heatmaps for both). Ratios are paired: every repeat times each variant once
+(interleaved), the ratio to the peer is taken within the repeat, and the median over repeats is
+reported. torch.set_flush_denormal(True) on both (random weights make denormals).
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
@@ -30,26 +42,47 @@ def peer_model(peer: Path, stacks: int):
     return PoseNet(nstack=stacks, inp_dim=256, oup_dim=16)
 
 
-def step_rate(model, x, target, nhwc: bool, channels_last: bool, steps: int) -> float:
+def peer_step(model, x, target):
+    """The peer's step as its code runs it: NHWC contiguous in, its own loss, fp32."""
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-        x = x.contiguous(memory_format=torch.channels_last)
-    inp = x.permute(0, 2, 3, 1) if nhwc else x
+    imgs = x.permute(0, 2, 3, 1).contiguous()  # what its DataLoader delivers: (B, H, W, 3)
 
     def one():
-        out = model(inp)
-        out = out.transpose(0, 1) if nhwc else out  # peer: (B, stack, ...) -> (stack, B, ...)
-        loss = sum(((o - target) ** 2).mean() for o in out)
+        preds = model(imgs)                                   # (B, stacks, 16, 64, 64)
+        loss = torch.mean(model.calc_loss([preds], target))   # task/pose.py:120-125
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+    return one
 
-    one()  # warm-up
+
+def hgx_step(model, x, target, precision: str):
+    """hgx's step as `hgx new` runs it: channels_last, heatmap_loss in fp32, autocast."""
+    from hgx.engine.train import heatmap_loss
+
+    model = model.to(memory_format=torch.channels_last)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    images = x.contiguous(memory_format=torch.channels_last)
+    cast = torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bf16" else \
+        contextlib.nullcontext()
+
+    def one():
+        with cast:
+            out = model(images)
+        loss = heatmap_loss(out, target)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return one
+
+
+def step_rate(one, batch: int, steps: int) -> float:
+    """img/s of ``steps`` steps after one warm-up step."""
+    one()
     t = time.perf_counter()
     for _ in range(steps):
         one()
-    return steps * x.shape[0] / (time.perf_counter() - t)
+    return steps * batch / (time.perf_counter() - t)
 
 
 def main(argv=None) -> dict:
@@ -70,27 +103,32 @@ def main(argv=None) -> dict:
     steps, repeats = (2, 3) if args.quick else (4, args.repeats or 5)
     x = torch.rand(args.batch, 3, 256, 256)
     target = torch.rand(args.batch, 16, 64, 64)
+    from hgx.engine.device import choose_precision
+
+    auto = choose_precision("auto", torch.device("cpu"))
     variants = {
-        "peer": lambda: step_rate(peer_model(args.peer, 2), x, target, True, False, steps),
-        "hgx fp32 contiguous": lambda: step_rate(StackedHourglass(2, 256), x, target, False,
-                                                 False, steps),
-        "hgx (channels_last, as hgx runs)": lambda: step_rate(StackedHourglass(2, 256), x,
-                                                              target, False, True, steps),
+        "peer (as its train.py runs it)": lambda: step_rate(
+            peer_step(peer_model(args.peer, 2), x, target), args.batch, steps),
+        f"hgx as `hgx new` runs it ({auto})": lambda: step_rate(
+            hgx_step(StackedHourglass(2, 256), x, target, auto), args.batch, steps),
+        "hgx fp32 (like for like)": lambda: step_rate(
+            hgx_step(StackedHourglass(2, 256), x, target, "fp32"), args.batch, steps),
     }
+    peer_name = next(iter(variants))
     rates: dict[str, list[float]] = {k: [] for k in variants}
     ratios: dict[str, list[float]] = {k: [] for k in variants}
     for _ in range(repeats):  # interleaved; ratios paired within a repeat
         now = {k: fn() for k, fn in variants.items()}
         for k in variants:
             rates[k].append(now[k])
-            ratios[k].append(now[k] / now["peer"])
+            ratios[k].append(now[k] / now[peer_name])
     result = {"benchmark": "peer_step", "batch": args.batch, "steps": steps, "repeats": repeats,
               "threads": torch.get_num_threads(),
               "img_per_s": {k: float(np.median(v)) for k, v in rates.items()},
               "x_peer": {k: float(np.median(v)) for k, v in ratios.items()}}
-    print(f"{'HG2 x 256 training step, CPU':<36}{'img/s':>8}{'x peer':>8}")
+    print(f"{'HG2 x 256 training step, CPU':<42}{'img/s':>8}{'x peer':>8}")
     for k in variants:
-        print(f"{k:<36}{result['img_per_s'][k]:>8.2f}{result['x_peer'][k]:>8.2f}")
+        print(f"{k:<42}{result['img_per_s'][k]:>8.2f}{result['x_peer'][k]:>8.2f}")
     print("JSON:", json.dumps(result))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1))

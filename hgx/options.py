@@ -110,9 +110,14 @@ SCHEMA: tuple[Option, ...] = (
       "auto (2 on the CPU; on CUDA the cores per GPU process less one, at most 16).", "run",
       min=-1),
     O("device", str, "auto", "Device: auto, cpu, cuda or cuda:N.", "run"),
+    O("precision", str, "auto", "Arithmetic of the network: bf16 autocast (the loss and the "
+      "optimizer stay fp32) or fp32; auto = bf16 on CUDA and on CPUs with native bf16 "
+      "(AVX512_BF16 or AMX), fp32 elsewhere.", "run", choices=("auto", "fp32", "bf16")),
     O("compile", bool, False, "torch.compile the model (first steps are slow while it "
       "compiles).", "run"),
-    O("threads", int, 0, "CPU threads for torch (0 = torch's default).", "run", min=0),
+    O("threads", int, 0, "CPU threads for torch; 0 = auto: the cores no other process is "
+      "using, looked at again every 10 s (a fixed number keeps a resumed run bit-identical).",
+      "run", min=0),
     O("nproc", int, 1, "Processes (GPUs) per node: >1 trains with DistributedDataParallel "
       "through torchrun; --batch-size is per process.", "run", min=1),
     O("nnodes", int, 1, "Nodes (torchrun --nnodes): run the same hgx command on each, adding "
@@ -124,6 +129,9 @@ SCHEMA: tuple[Option, ...] = (
     O("master_port", int, 29500, "Port on node 0 (torchrun --master-port).", "run", min=1,
       max=65535),
     O("sync_bn", bool, False, "Synchronise BatchNorm statistics across processes.", "run"),
+    O("end_samples", int, 0, "When training finishes, draw the predicted (and true) "
+      "skeletons of this many validation people into ./NAME-samples.png, as `hgx show NAME "
+      "--samples N` does (0 = none).", "run", min=0, max=64),
     O("load_model", str, "", "Start from these weights (hgx snapshot, pytorch_stacked_hourglass "
       "checkpoint.pt or pytorch-pose model_best.pth.tar) with a fresh optimizer.", "run"),
 )

@@ -180,8 +180,13 @@ def _train(exp: Experiment, opts, start, log, interactive) -> RunResult:
     best = state.get("best_acc")
     best_txt = f", best valid acc {best:.3f} (epoch {state.get('best_epoch')})" if best else ""
     if outcome.stopped == "finished":
-        return RunResult(exp.name, 0, f"{exp.name}: finished {done}{best_txt} in "
-                                      f"{outcome.seconds:.0f}s")
+        message = f"{exp.name}: finished {done}{best_txt} in {outcome.seconds:.0f}s"
+        if opts.end_samples:
+            from hgx import viz
+
+            picture = viz.draw_samples(exp.path, opts.end_samples, None, "best")
+            message += f"\npredictions on {opts.end_samples} validation people: {picture}"
+        return RunResult(exp.name, 0, message)
     if outcome.stopped == "nan":
         return RunResult(exp.name, 1, f"{exp.name}: stopped on a non-finite loss after {done}")
     how = f"`hgx continue {exp.name}` resumes it"

@@ -1,7 +1,10 @@
 """Where the model runs and in what precision.
 
-CPU: fp32, channels_last (training step on 2 cores: +24% img/s for HG2 x 256 at 256 px,
-`python benchmarks/bench_train_step.py`; +57% for the demo's 64-feature model at 128 px). CUDA: bf16 autocast, channels_last, cudnn benchmark and TF32; the loss stays fp32.
+--precision auto: bf16 autocast on CUDA and on CPUs with native bf16 instructions (AVX512_BF16
+or AMX: oneDNN's bf16 convolutions then run at about twice the fp32 rate,
+`python benchmarks/bench_train_step.py`), fp32 elsewhere (emulated bf16 is slower than fp32).
+The loss is computed in fp32 and the weights and optimizer state stay fp32. channels_last
+everywhere; on CUDA also cudnn benchmark and TF32.
 """
 from __future__ import annotations
 
@@ -66,16 +69,38 @@ def select_device(name: str) -> torch.device:
     return dev
 
 
+def cpu_has_native_bf16() -> bool:
+    """AVX512_BF16 or AMX-BF16 in this CPU's flags (Linux /proc/cpuinfo; elsewhere no)."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return bool(flags & {"avx512_bf16", "amx_bf16"})
+    except OSError:
+        pass
+    return False
+
+
+def choose_precision(requested: str, device: torch.device) -> str:
+    if requested != "auto":
+        return requested
+    if device.type == "cuda" or (device.type == "cpu" and cpu_has_native_bf16()):
+        return "bf16"
+    return "fp32"
+
+
 def setup_runtime(opts, local_rank: int = 0) -> Runtime:
     device = select_device(opts.device)
     if device.type == "cuda" and device.index is None and torch.cuda.device_count() > 1:
         device = torch.device("cuda", local_rank)
-    if opts.threads:
+    if opts.threads:  # fixed; 0 = hgx.engine.cpushare.ThreadPolicy adapts it (training)
         torch.set_num_threads(opts.threads)
+    precision = choose_precision(getattr(opts, "precision", "auto"), device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-        return Runtime(device, "bf16", True)
+        return Runtime(device, precision, True)
     torch.set_flush_denormal(True)  # denormal weights/activations slow CPUs down many-fold
-    return Runtime(device, "fp32", True)
+    return Runtime(device, precision, True)

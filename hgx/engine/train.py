@@ -161,6 +161,11 @@ class Trainer:
         self.log = log if self.dist.is_main else (lambda *a, **k: None)
         log = self.log
         self.runtime = setup_runtime(opts, self.dist.local_rank)
+        self.threads = None  # --threads 0 on the CPU: torch's threads follow the free cores
+        if self.runtime.device.type == "cpu" and not opts.threads:
+            from hgx.engine.cpushare import ThreadPolicy
+
+            self.threads = ThreadPolicy(log)
         local = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
         self.workers = loader_workers(opts.workers, self.runtime.device, local)
         if self.workers == 0:
@@ -323,6 +328,8 @@ class Trainer:
                     sums["acc"] += g_acc / g_acc_n
                     sums["acc_n"] += 1
             pending.clear()
+            if self.threads is not None:
+                self.threads.maybe_adjust()
             sums["seconds"] = time.time() - start
             images_done = sums["n"] * opts.batch_size * self.dist.world
             bar.update(it, loss=sums["loss"] / sums["n"],
