@@ -46,7 +46,8 @@ import numpy as np
 from common import base_parser, emit, environment, median, ratio, table, timed
 
 from hgx import options as hopts
-from hgx.experiment import TRAIN_COLUMNS, VALID_COLUMNS, format_tsv, read_tsv
+from hgx.experiment import TRAIN_COLUMNS, VALID_COLUMNS
+from hgx.files import format_tsv, read_tsv
 
 
 def make_runs(root: Path, runs: int = 50, epochs: int = 200, seed: int = 0) -> list[str]:
@@ -125,7 +126,7 @@ def main(argv=None) -> dict:
     repeats = args.repeats or (1 if args.quick else 3)
 
     from hgx import compare as cmp
-    from hgx.plots import compare_figure  # noqa: F401  (import time is not what we measure)
+    from hgx.compare.figure import compare_figure  # noqa: F401  (import time is not what we measure)
 
     tmp = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="hgx-bench-compare-"))
     try:

@@ -20,7 +20,7 @@ hgx (the headline: the whole training path, the same work as a peer's Dataset + 
                         gets. With N workers the training process finishes each batch while
                         the workers make the next ones, as in training.
   ``hgx_malloc``        the same in a process where glibc keeps freed big blocks, as hgx's
-                        Trainer sets it up with --workers 0 (``train.keep_big_blocks``); 1 process
+                        Trainer sets it up with --workers 0 (``data.loader.keep_big_blocks``); 1 process
                         only: hgx's ``_worker_init`` does it in every worker already
 before (what dataset.py did until now; same samples)
   ``wi_cv2_decode``     JPEGs decoded by ``cv2.imread`` (into a reused buffer) instead of
@@ -283,7 +283,7 @@ def loader_rate(dataset, batch: int, workers: int, batches: int, device, epoch: 
     worker (process start-up, first prefetches)."""
     from hgx.data.dataset import EpochSampler
     from hgx.engine.device import Runtime
-    from hgx.engine.train import make_loader
+    from hgx.data.loader import make_loader
 
     warm = 2 * max(1, workers)
     sampler = EpochSampler(len(dataset), batch, warm + batches, 0, shuffle=True)
@@ -291,7 +291,8 @@ def loader_rate(dataset, batch: int, workers: int, batches: int, device, epoch: 
     runtime = Runtime(device, "fp32", False)  # pin_memory on CUDA, as in training
     collate_fn = collate_float if getattr(dataset, "rule", TODAY).float_out else None
     stamps = []
-    for out in make_loader(dataset, sampler, batch, workers, runtime, collate_fn):
+    for out in make_loader(dataset, sampler, batch, workers, runtime.device.type == "cuda",
+                           collate_fn):
         finish(out, device, res, sigma)
         stamps.append(time.perf_counter())
     return batches * batch / (stamps[-1] - stamps[warm - 1])
@@ -339,7 +340,7 @@ def in_forked_child(fn):
 def main(argv=None) -> dict:
     args = parse(argv)
     device = pick_device(args.device)
-    cv2.setNumThreads(1)  # as in hgx's DataLoader workers (train._worker_init)
+    cv2.setNumThreads(1)  # as in hgx's DataLoader workers (data.loader._worker_init)
     from hgx.data import open_split
     from hgx.data.batch import collate
     from hgx.data.dataset import EpochSampler

@@ -32,7 +32,9 @@ from hgx.data import open_split
 from hgx.data.batch import to_device
 from hgx.data.dataset import EpochSampler
 from hgx.engine.device import loader_workers, setup_runtime
-from hgx.engine.train import heatmap_loss, make_loader, make_optimizer, seed_everything
+from hgx.data.loader import make_loader
+from hgx.engine.state import seed_everything
+from hgx.engine.train import heatmap_loss, make_optimizer
 from hgx.models import build_model
 
 cfg = json.loads(sys.argv[1])
@@ -49,7 +51,7 @@ model = runtime.prepare(build_model(opts, 16)).train()
 opt = make_optimizer(opts, model.parameters())
 steps, warm = cfg["steps"], cfg["warmup"]
 sampler = EpochSampler(len(ds), opts.batch_size, steps + warm, 0, shuffle=True)
-loader = make_loader(ds, sampler, opts.batch_size, workers, runtime)
+loader = make_loader(ds, sampler, opts.batch_size, workers, runtime.device.type == "cuda")
 t0 = None
 for i, batch in enumerate(loader):
     if i == warm:

@@ -16,7 +16,8 @@ from pathlib import Path
 import torch
 
 from hgx.errors import HgxError, UsageError
-from hgx.experiment import Experiment, _fsync_dir
+from hgx.experiment import Experiment
+from hgx.files import fsync_dir
 
 FORMAT = "hgx-snapshot"
 
@@ -44,7 +45,7 @@ def save(path: Path, payload: dict) -> None:
             pass
         raise HgxError(f"could not write snapshot {path}: {err.strerror or err}; free some disk "
                        "space, then `hgx continue` resumes from the previous snapshot") from None
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def load(path: Path) -> dict:

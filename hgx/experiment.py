@@ -24,8 +24,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,12 +31,12 @@ from typing import Any
 from hgx import __version__
 from hgx import options as hopts
 from hgx.errors import HgxError, UsageError
+from hgx.files import atomic_write, format_tsv, now, read_tsv
+from hgx.lock import _pid_alive, lock_is_stale, read_lock
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 TRAIN_COLUMNS = ("epoch", "iters", "loss", "acc", "lr", "seconds", "img_per_s")
 VALID_COLUMNS = ("epoch", "loss", "acc", "pckh", "seconds")
-HEARTBEAT_SECONDS = 20.0
-STALE_SECONDS = 300.0
 
 
 def exp_root(explicit: str | os.PathLike | None = None) -> Path:
@@ -53,9 +51,6 @@ def check_name(name: str) -> str:
     return name
 
 
-def now() -> str:
-    return _dt.datetime.now().astimezone().isoformat(timespec="seconds")
-
 
 def generate_name(root: Path) -> str:
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -63,32 +58,6 @@ def generate_name(root: Path) -> str:
         name = f"exp-{stamp}-{secrets.token_hex(2)}"
         if not (root / name).exists():
             return name
-
-
-# -- atomic files -------------------------------------------------------------------------------
-def atomic_write(path: Path, data: bytes | str) -> None:
-    """Write to a temporary file beside ``path``, fsync it, then rename it over ``path``."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as fh:
-        fh.write(data.encode() if isinstance(data, str) else data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def git_commit() -> str | None:
@@ -104,136 +73,6 @@ def git_commit() -> str | None:
     dirty = subprocess.run(["git", "-C", str(src), "status", "--porcelain", "--untracked-files=no"],
                            capture_output=True, text=True, timeout=5).stdout.strip()
     return out.stdout.strip() + ("-dirty" if dirty else "")
-
-
-# -- logs ---------------------------------------------------------------------------------------
-def read_tsv(path: Path) -> list[dict[str, Any]]:
-    """Rows of a TSV log with a named header (any column order), numbers as floats."""
-    if not Path(path).is_file():
-        return []
-    lines = Path(path).read_text().splitlines()
-    if not lines:
-        return []
-    header = lines[0].split("\t")
-    rows = []
-    for line in lines[1:]:
-        if not line.strip():
-            continue
-        row = {}
-        for key, value in zip(header, line.split("\t")):
-            try:
-                row[key] = float(value) if value not in ("", "nan") else float("nan")
-            except ValueError:
-                row[key] = value
-        rows.append(row)
-    return rows
-
-
-def format_tsv(columns: tuple[str, ...], rows: list[dict]) -> str:
-    def fmt(v):
-        if v is None:
-            return ""
-        if isinstance(v, float):
-            if v != v:
-                return "nan"
-            return f"{v:.6g}" if abs(v) < 1e-3 or abs(v) >= 1e6 else f"{v:.6f}".rstrip("0").rstrip(".")
-        return str(v)
-    out = ["\t".join(columns)]
-    out += ["\t".join(fmt(r.get(c)) for c in columns) for r in rows]
-    return "\n".join(out) + "\n"
-
-
-# -- the lock -----------------------------------------------------------------------------------
-class Lock:
-    """One writer per experiment: pid, host and a heartbeat refreshed by a thread."""
-
-    def __init__(self, path: Path):
-        self.path = Path(path)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self.taken_over: dict | None = None
-
-    def info(self) -> dict:
-        return {"pid": os.getpid(), "host": socket.gethostname(), "started": now(),
-                "heartbeat": time.time()}
-
-    def acquire(self) -> "Lock":
-        data = json.dumps(self.info()).encode()
-        for _ in range(2):
-            try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                holder = read_lock(self.path)
-                if holder and not lock_is_stale(holder):
-                    raise HgxError(
-                        f"experiment {self.path.parent.name} is in use by pid {holder['pid']} on "
-                        f"{holder['host']} (since {holder.get('started', '?')}); wait for it to "
-                        f"finish or stop it first")
-                self.taken_over = holder or {}
-                try:
-                    self.path.unlink()
-                except FileNotFoundError:
-                    pass
-                continue
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            self._thread = threading.Thread(target=self._beat, daemon=True)
-            self._thread.start()
-            return self
-        raise HgxError(f"could not take the lock {self.path}; remove it if no process uses it")
-
-    def _beat(self) -> None:
-        while not self._stop.wait(HEARTBEAT_SECONDS):
-            try:
-                atomic_write(self.path, json.dumps(self.info()))
-            except OSError:
-                pass
-
-    def release(self) -> None:
-        self._stop.set()
-        holder = read_lock(self.path)
-        if holder and holder.get("pid") == os.getpid():
-            try:
-                self.path.unlink()
-            except FileNotFoundError:
-                pass
-
-    def __enter__(self):
-        return self.acquire()
-
-    def __exit__(self, *exc):
-        self.release()
-
-
-def read_lock(path: Path) -> dict | None:
-    try:
-        return json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def lock_is_stale(holder: dict) -> bool:
-    if holder.get("host") == socket.gethostname():
-        try:
-            os.kill(int(holder["pid"]), 0)
-        except ProcessLookupError:
-            return True
-        except (PermissionError, KeyError, ValueError, TypeError):
-            pass
-        return False
-    return time.time() - float(holder.get("heartbeat", 0)) > STALE_SECONDS
 
 
 # -- the experiment -----------------------------------------------------------------------------

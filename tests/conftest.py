@@ -93,7 +93,7 @@ def dataset_of(tmp_path: Path, names: list[str], center, scale: float, **opts):
 LEARNED = ["--stacks", "1", "--features", "32", "--depth", "2", "--input-res", "64",
            "--output-res", "16", "--batch-size", "16", "--train-iters", "60", "--epochs", "10",
            "--valid-iters", "0", "--optimizer", "adam", "--lr", "2e-3", "--workers", "0",
-           "--threads", "2", "--synth-size", "160x120", "--synth-train", "400",
+           "--threads", "0", "--synth-size", "160x120", "--synth-train", "400",
            "--synth-valid", "40", "--synth-test", "12", "--valid-flip"]
 
 

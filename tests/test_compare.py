@@ -14,7 +14,8 @@ from conftest import TINY, tree_hashes
 from hgx import compare as cmp
 from hgx import options as hopts
 from hgx.errors import HgxError, UsageError
-from hgx.experiment import TRAIN_COLUMNS, VALID_COLUMNS, format_tsv
+from hgx.experiment import TRAIN_COLUMNS, VALID_COLUMNS
+from hgx.files import format_tsv
 
 
 # -- handmade runs ------------------------------------------------------------------------------
@@ -294,7 +295,7 @@ def test_same_names_in_two_roots_are_told_apart(tmp_path):
 
 
 def test_many_runs_get_distinct_colours():
-    from hgx.plots import run_colors
+    from hgx.compare.figure import run_colors
 
     for n in (3, 15, 50, 70):
         colors = run_colors(n)

@@ -14,7 +14,7 @@ from conftest import require_shared
 import torch
 
 from hgx.errors import HgxError
-from hgx.models.convert import (BEARPAW, HGX, PRINCETON, build_from_checkpoint,
+from hgx.models.loading import (BEARPAW, HGX, PRINCETON, build_from_checkpoint,
                                 check_compatible, infer_hgx_arch, load_any_checkpoint)
 from hgx.models.hourglass import StackedHourglass, count_parameters
 

@@ -16,7 +16,7 @@ import torch
 import yaml
 
 from conftest import TINY, dataset_of, tree_hashes
-from hgx.experiment import read_tsv
+from hgx.files import read_tsv
 
 # Long enough epochs that kills land in training, validation and snapshot writing; a
 # mid-epoch snapshot every ~30 ms so that resumes happen inside epochs too.

@@ -7,7 +7,7 @@ import torch
 
 from conftest import TINY
 from hgx.data.dataset import EpochSampler
-from hgx.experiment import read_tsv
+from hgx.files import read_tsv
 
 
 def test_ranks_split_each_global_batch_like_one_process_with_n_times_the_batch():

@@ -374,7 +374,7 @@ def test_person_and_observer_centric_pck_of_an_lsp_split(tmp_path):
     observer-centric labels beside it, that one too (eval_pose demo_eval_lsp.m scores both)."""
     from hgx.data import prepare
     from hgx.data.dataset import PoseDataset, read_annotations
-    from hgx.engine.finalize import score
+    from hgx.eval.score import score
     from hgx import options as hopts
 
     rng = np.random.default_rng(5)
@@ -402,7 +402,7 @@ def test_flic_split_scores_observer_and_person_centric():
     """pose-hg-train's FLIC valid.h5 (observer-centric) with valid_personcentric.h5 beside it:
     both PCK@0.2 tables, each against its own labels and its file's normalize."""
     from hgx.data.dataset import PoseDataset, read_annotations
-    from hgx.engine.finalize import score
+    from hgx.eval.score import score
     from hgx import options as hopts
 
     require_shared(FLIC_GT)

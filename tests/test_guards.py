@@ -114,8 +114,8 @@ def test_the_loss_supervises_every_stack(hgx):
     from hgx.data import open_split
     from hgx.data.batch import collate, to_device
     from hgx.engine.device import setup_runtime
-    from hgx.engine.train import seed_everything
-    from hgx.experiment import read_tsv
+    from hgx.engine.state import seed_everything
+    from hgx.files import read_tsv
     from hgx.models import build_model
 
     args = [*TINY, "--epochs", "1", "--train-iters", "1", "--color-aug", "0"]
@@ -134,7 +134,7 @@ def test_the_loss_supervises_every_stack(hgx):
     batch = collate([ds[k] for k in sampler])
     images, target = to_device(batch, runtime.device, runtime.channels_last, opts.output_res,
                                opts.hm_sigma)
-    with torch.no_grad():
+    with torch.no_grad(), runtime.autocast():  # as the trainer runs it (--precision auto)
         out = model(images)
     every = sum(F.mse_loss(o.float(), target) for o in out).item()
     last = F.mse_loss(out[-1].float(), target).item()

@@ -75,7 +75,7 @@ def test_preset_then_typed(hgx, tmp_path):
 def test_schedule_takes_several_values(hgx):
     code, out = hgx("new", "s", *TINY, "--epochs", "3", "--schedule", "1", "2", "--gamma", "0.5")
     assert code == 0, out
-    from hgx.experiment import read_tsv
+    from hgx.files import read_tsv
 
     assert [r["lr"] for r in read_tsv(hgx.root / "s" / "train.log")] == [2.5e-4, 1.25e-4, 6.25e-5]
 

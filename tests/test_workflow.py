@@ -8,7 +8,7 @@ import torch
 import yaml
 
 from conftest import TINY, tree_hashes
-from hgx.experiment import read_tsv
+from hgx.files import read_tsv
 
 
 def epochs_of(path):

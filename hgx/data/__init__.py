@@ -45,7 +45,7 @@ def skeleton_for(opts, log=note):
     `hgx data prepare` write (joint names, flip pairs, PCK unit)."""
     if opts.dataset in DATASET_SKELETONS:
         return DATASET_SKELETONS[opts.dataset]
-    from hgx.data.prepare import describe_custom
+    from hgx.data.prepare.custom import describe_custom
 
     return describe_custom(data_dir(opts, log) / "annot" / "train.h5")
 

@@ -68,7 +68,7 @@ def predict(model, dataset: PoseDataset, runtime: Runtime, batch: int = 8, flip:
     all_preds, all_scores, all_rows = [], [], []
     loaders = []
     if workers > 0:
-        from hgx.engine.train import fork_safe
+        from hgx.data.loader import fork_safe
 
         fork_safe()
     for s in scales:
@@ -110,7 +110,7 @@ def write_h5(path: Path, pred: Predictions, annot, info: dict | None = None) -> 
 
     import h5py
 
-    from hgx.experiment import atomic_write
+    from hgx.files import atomic_write
 
     buf = io.BytesIO()
     with h5py.File(buf, "w") as f:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import math
 import os
-import random
 import signal
 import time
 from dataclasses import dataclass, field
@@ -17,17 +16,18 @@ import torch
 import torch.nn.functional as F
 
 from hgx import checkpoint
-from hgx.data import open_split
-from hgx.data import labels
+from hgx.data import labels, open_split
 from hgx.data import transforms as T
-from hgx.data.batch import collate, to_device as batch_to_device
+from hgx.data.batch import to_device as batch_to_device
 from hgx.data.dataset import EpochSampler
-from hgx.engine.device import Runtime, loader_workers, setup_runtime
+from hgx.data.loader import keep_big_blocks, make_loader
+from hgx.engine.device import loader_workers, setup_runtime
 from hgx.engine.distributed import from_env
 from hgx.engine.progress import Progress
+from hgx.engine.state import StartState, rng_state, seed_everything, set_rng_state
+from hgx.eval.score import validation_pck
 from hgx.experiment import Experiment
 from hgx.models import build_model
-
 
 # Steps between the host's reads of the loss and accuracy (and the ranks' agreement on stopping
 # and snapshots). On CPU every read is free; on CUDA each one drains the GPU's queue of work.
@@ -36,20 +36,6 @@ SYNC_EVERY = {"cpu": 1, "cuda": 16}
 
 class NonFinite(Exception):
     """The weights or the loss stopped being finite."""
-
-
-@dataclass
-class StartState:
-    """Where training starts: epochs completed, iterations into the next, and the weights."""
-    epoch: int = 0
-    iteration: int = 0
-    global_step: int = 0
-    model: dict | None = None
-    optimizer: dict | None = None
-    rng: dict | None = None
-    best_acc: float | None = None
-    best_epoch: int | None = None
-    partial: dict | None = None   # running sums of the interrupted epoch
 
 
 @dataclass
@@ -82,75 +68,6 @@ def heatmap_loss(outputs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return sum(F.mse_loss(o.float(), target) for o in outputs)
 
 
-def rng_state() -> dict:
-    """Every global generator's state, in tensors and plain numbers only, so that snapshots
-    load with ``torch.load(weights_only=True)``."""
-    kind, keys, pos, has_gauss, cached = np.random.get_state()
-    state = {"python": random.getstate(),
-             "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)),
-                       "pos": int(pos), "has_gauss": int(has_gauss), "cached": float(cached)},
-             "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict | None) -> None:
-    if not state:
-        return
-    random.setstate(state["python"])
-    n = state["numpy"]
-    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"],
-                         n["has_gauss"], n["cached"]))
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
-def keep_big_blocks() -> bool:
-    """Let glibc keep freed large blocks (decoded photographs) for reuse instead of returning
-    them to the system and page-faulting them in again (bench_loader: 1.5x samples/s)."""
-    import ctypes
-
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        return bool(libc.mallopt(-3, 64 << 20) and libc.mallopt(-1, 256 << 20))
-    except (OSError, AttributeError):  # not glibc
-        return False
-
-
-def _worker_init(_):
-    import cv2
-
-    cv2.setNumThreads(1)
-    torch.set_num_threads(1)
-    keep_big_blocks()
-
-
-def fork_safe() -> None:
-    """Call before forking loader workers. cv2's thread pool, once started in this process (the
-    synthetic generator starts it), cannot be reconfigured in a forked child: the worker hangs.
-    With one cv2 thread in the parent, children never touch that pool."""
-    import cv2
-
-    cv2.setNumThreads(1)
-
-
-def make_loader(dataset, sampler, batch: int, workers: int, runtime: Runtime, collate_fn=None):
-    if workers > 0:
-        fork_safe()
-    return torch.utils.data.DataLoader(
-        dataset, batch_size=batch, sampler=sampler, num_workers=workers,
-        collate_fn=collate_fn or collate,
-        pin_memory=runtime.device.type == "cuda", persistent_workers=workers > 0,
-        worker_init_fn=_worker_init if workers > 0 else None, drop_last=False,
-        prefetch_factor=4 if workers > 0 else None)
 
 
 class Trainer:
@@ -176,7 +93,7 @@ class Trainer:
         seed_everything(opts.seed)
         model = build_model(opts, self.skeleton.num_joints)
         if start.model is not None:
-            from hgx.models.convert import check_compatible
+            from hgx.models.loading import check_compatible
 
             check_compatible(model, start.model, "the snapshot")
             model.load_state_dict(start.model)
@@ -202,12 +119,13 @@ class Trainer:
                                           world=self.dist.world)
         self.valid_sampler = EpochSampler(len(self.valid_set), opts.valid_batch_size,
                                           opts.valid_iters, opts.seed, shuffle=False)
+        pin = self.runtime.device.type == "cuda"
         self.train_loader = make_loader(self.train_set, self.train_sampler, opts.batch_size,
-                                        self.workers, self.runtime)
+                                        self.workers, pin)
         # validation batches of --valid-batch-size, several per forward pass (eval mode: the
         # outputs do not depend on the batch); the metrics still average per batch
         self.valid_loader = make_loader(self.valid_set, self.valid_sampler,
-                                        valid_chunk(opts), self.workers, self.runtime)
+                                        valid_chunk(opts), self.workers, pin)
         self.progress = Progress(interactive if self.dist.is_main else False,
                                  every=30.0 if self.dist.is_main else float("inf"))
         self.interrupt: int | None = None
@@ -482,27 +400,9 @@ def valid_chunk(opts) -> int:
     return group * max(1, opts.batch_size // group)
 
 
-def validation_pck(preds: np.ndarray, annot, rows: np.ndarray, skeleton) -> float:
-    """PCK Mean of the validated rows (PCKh@0.5 papers' convention for MPII); NaN when the
-    split has no unit to normalise by."""
-    from hgx.engine.finalize import score_rows
-
-    if skeleton.pck_norm == "head" and not np.isfinite(annot.normalize[rows]).any():
-        return float("nan")
-    mean = score_rows(preds, annot, skeleton, rows).get("Mean")
-    return float("nan") if mean is None else float(mean)
 
 
 def _opts_dict(opts) -> dict:
     from hgx.options import as_dict
 
     return as_dict(opts)
-
-
-def start_from_snapshot(data: dict) -> StartState:
-    return StartState(epoch=int(data.get("epoch", 0)), iteration=int(data.get("iteration", 0)),
-                      global_step=int(data.get("global_step", 0)), model=data["model"],
-                      optimizer=data.get("optimizer"), rng=data.get("rng"),
-                      best_acc=data.get("best_acc"), best_epoch=data.get("best_epoch"),
-                      partial=data.get("partial"))
-

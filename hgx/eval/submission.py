@@ -121,7 +121,7 @@ def write(path: Path, release_path: Path, index: np.ndarray, person: np.ndarray,
     """Write ``pred_keypoints_mpii.mat``; returns the number of test images in it."""
     import scipy.io
 
-    from hgx.experiment import atomic_write
+    from hgx.files import atomic_write
 
     annolist, img_train = load_release(release_path)
     pred = build(annolist, img_train, index, person, preds)

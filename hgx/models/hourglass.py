@@ -7,8 +7,8 @@ residual module per step it has 25,434,112 trainable parameters.
 from __future__ import annotations
 
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
 
 class Residual(nn.Module):

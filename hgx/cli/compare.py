@@ -10,14 +10,10 @@ from typing import List, Optional
 
 import typer
 
-ExpDir = typer.Option(None, "--exp-dir", help="Experiments root (default $HGX_EXP_DIR or ./exp).")
+from hgx.cli.app import ExpDir, app
 
 
-def register(app: typer.Typer) -> None:
-    app.command("compare")(compare_cmd)
-    app.command("tree")(tree_cmd)
-
-
+@app.command("compare")
 def compare_cmd(
         paths: Optional[List[str]] = typer.Argument(
             None, help="Runs: experiment names, hgx experiment directories, pose-hg-train "
@@ -88,6 +84,7 @@ def compare_cmd(
         console.print(f"stopped watching after {done} refresh{'es' if done != 1 else ''}")
 
 
+@app.command("tree")
 def tree_cmd(exp_dir: Optional[str] = ExpDir,
              as_json: bool = typer.Option(False, "--json", help="Print JSON.")):
     """The lineage of all experiments as a tree, with each run's best valid accuracy."""

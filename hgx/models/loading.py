@@ -1,4 +1,5 @@
-"""Read stacked-hourglass checkpoints (ours and two public PyTorch peers) into our model's keys.
+"""Reading stacked-hourglass checkpoints (ours and two public PyTorch peers) into our model's keys:
+the file, safely (weights only where possible), its container, the layout (``hourglass_peers``).
 
 Three on-disk layouts are recognised from their state-dict keys, never from the file name:
 
@@ -36,16 +37,19 @@ from torch import nn
 
 from hgx.errors import HgxError
 from hgx.models.hourglass import StackedHourglass
-
-HGX = "hgx"
-PRINCETON = "pytorch_stacked_hourglass"
-BEARPAW = "pytorch-pose"
+from hgx.models.hourglass_peers import (
+    ARCH_KEYS,
+    BEARPAW,
+    HGX,
+    LAYOUTS,
+    PRINCETON,
+    find_prefix,
+    infer_hgx_arch,
+)
 
 EXPECTED = ("expected an hgx snapshot, a pytorch_stacked_hourglass checkpoint.pt "
             "or a pytorch-pose model_best.pth.tar")
 
-BN_TENSORS = ("weight", "bias", "running_mean", "running_var")
-ARCH_KEYS = ("stacks", "features", "modules", "joints", "depth", "mid", "stem")
 
 
 @dataclass
@@ -255,210 +259,6 @@ def _unwrap(obj: Any, path: Path) -> tuple[Mapping[str, torch.Tensor], dict[str,
     return sd, extra, snapshot
 
 
-# --------------------------------------------------------------------------------------------
-# Key translation
-
-
-def _find_prefix(keys: list[str], anchors: tuple[str, ...]) -> str | None:
-    """The prefix p for which p + every anchor is a key, if any."""
-    keyset = set(keys)
-    for k in keys:
-        if k.endswith(anchors[0]):
-            p = k[: len(k) - len(anchors[0])]
-            if all(p + a in keyset for a in anchors[1:]):
-                return p
-    return None
-
-
-class _Mapper:
-    """Copies source tensors to our keys and tracks which source keys were used."""
-
-    def __init__(self, src: Mapping[str, torch.Tensor], path: Path, source: str):
-        self.src, self.path, self.source = src, path, source
-        self.used: set[str] = set()
-        self.out: dict[str, torch.Tensor] = {}
-
-    def has(self, key: str) -> bool:
-        return key in self.src
-
-    def get(self, key: str) -> torch.Tensor:
-        if key not in self.src:
-            raise HgxError(f"{self.path}: this {self.source} checkpoint lacks the tensor "
-                           f"'{key}', so it is incomplete or from another model variant; "
-                           "re-export it from the original training code")
-        return self.src[key]
-
-    def take(self, ours: str, theirs: str) -> None:
-        self.out[ours] = self.get(theirs)
-        self.used.add(theirs)
-
-    def drop(self, theirs: str) -> None:
-        self.used.add(theirs)
-
-    def conv(self, ours: str, theirs: str) -> None:
-        self.take(f"{ours}.weight", f"{theirs}.weight")
-        if self.has(f"{theirs}.bias"):  # every peer conv has a bias; a missing one fails below
-            self.take(f"{ours}.bias", f"{theirs}.bias")
-
-    def bn(self, ours: str, theirs: str) -> None:
-        for t in BN_TENSORS:
-            self.take(f"{ours}.{t}", f"{theirs}.{t}")
-        if self.has(f"{theirs}.num_batches_tracked"):
-            self.take(f"{ours}.num_batches_tracked", f"{theirs}.num_batches_tracked")
-
-    def residual(self, ours: str, theirs: str, conv: str, skip: str) -> None:
-        """Pre-activation bottleneck; ``conv`` is the suffix of its convs (princeton '.conv')."""
-        for i in (1, 2, 3):
-            self.bn(f"{ours}.bn{i}", f"{theirs}.bn{i}")
-            self.conv(f"{ours}.conv{i}", f"{theirs}.conv{i}{conv}")
-        cin = self.get(f"{theirs}.conv1{conv}.weight").shape[1]
-        cout = self.get(f"{theirs}.conv3{conv}.weight").shape[0]
-        if cin != cout:
-            self.conv(f"{ours}.skip", f"{theirs}.{skip}")
-        else:  # princeton stores an unused skip conv when in == out: drop it
-            for t in ("weight", "bias"):
-                if self.has(f"{theirs}.{skip}.{t}"):
-                    self.drop(f"{theirs}.{skip}.{t}")
-
-    def finish(self, prefix: str) -> dict[str, torch.Tensor]:
-        extra = [k for k in self.src if k not in self.used]
-        if extra:
-            raise HgxError(f"{self.path}: unexpected tensor '{prefix}{extra[0]}' "
-                           f"({len(extra)} in all) for a {self.source} checkpoint; it comes from "
-                           "a modified model hgx cannot import")
-        return self.out
-
-
-def _count(keys: set[str], fmt: str) -> int:
-    n = 0
-    while fmt.format(n) in keys:
-        n += 1
-    return n
-
-
-def _shape(sd: Mapping[str, torch.Tensor], key: str) -> tuple[int, ...]:
-    return tuple(sd[key].shape)
-
-
-def _princeton(sd: Mapping[str, torch.Tensor], path: Path):
-    keys = set(sd)
-    stacks = _count(keys, "outs.{}.conv.weight")
-    joints, features = _shape(sd, "outs.0.conv.weight")[:2]
-    depth = 0
-    while f"hgs.0.0{'.low2' * depth}.up1.bn1.weight" in keys:
-        depth += 1
-    for lvl in range(depth):
-        low1 = f"hgs.0.0{'.low2' * lvl}.low1.conv3.conv.weight"
-        if low1 in keys and sd[low1].shape[0] != features:
-            raise HgxError(
-                f"{path} is a pytorch_stacked_hourglass model built with increase="
-                f"{sd[low1].shape[0] - features} (hourglass width grows per level); hgx's "
-                "hourglass keeps a constant width, so only increase=0 checkpoints can be imported")
-    mid = sd["hgs.0.0.up1.conv1.conv.weight"].shape[0] if depth else features // 2
-    arch = dict(stacks=stacks, features=features, modules=1, joints=joints, depth=depth,
-                mid=None if mid == features // 2 else mid, stem="original")
-
-    m = _Mapper(sd, path, PRINCETON)
-    m.conv("stem.0", "pre.0.conv")
-    m.bn("stem.1", "pre.0.bn")
-    for ours, theirs in (("stem.3", "pre.1"), ("stem.5", "pre.3"), ("stem.6", "pre.4")):
-        m.residual(ours, theirs, ".conv", "skip_layer.conv")
-    for s in range(stacks):
-        for lvl in range(depth):
-            o, t = f"hourglasses.{s}" + ".low2" * lvl, f"hgs.{s}.0" + ".low2" * lvl
-            for part in ("up1", "low1", "low3"):
-                m.residual(f"{o}.{part}.0", f"{t}.{part}", ".conv", "skip_layer.conv")
-            if lvl == depth - 1:
-                m.residual(f"{o}.low2.0", f"{t}.low2", ".conv", "skip_layer.conv")
-        m.residual(f"features.{s}.0", f"features.{s}.0", ".conv", "skip_layer.conv")
-        m.conv(f"lin.{s}.0", f"features.{s}.1.conv")
-        m.bn(f"lin.{s}.1", f"features.{s}.1.bn")
-        m.conv(f"heads.{s}", f"outs.{s}.conv")
-        if s < stacks - 1:
-            m.conv(f"merge_features.{s}", f"merge_features.{s}.conv.conv")
-            m.conv(f"merge_heatmaps.{s}", f"merge_preds.{s}.conv.conv")
-    return m, arch
-
-
-def _bearpaw(sd: Mapping[str, torch.Tensor], path: Path):
-    keys = set(sd)
-    stacks = _count(keys, "score.{}.weight")
-    joints, features = _shape(sd, "score.0.weight")[:2]
-    depth = _count(keys, "hg.0.hg.{}.0.0.bn1.weight")
-    modules = _count(keys, "hg.0.hg.0.0.{}.bn1.weight")
-    mid = sd["hg.0.hg.0.0.0.conv1.weight"].shape[0] if depth else features // 2
-    arch = dict(stacks=stacks, features=features, modules=modules, joints=joints, depth=depth,
-                mid=None if mid == features // 2 else mid, stem="bearpaw")
-
-    m = _Mapper(sd, path, BEARPAW)
-    m.conv("stem.0", "conv1")
-    m.bn("stem.1", "bn1")
-    for ours, theirs in (("stem.3", "layer1.0"), ("stem.5", "layer2.0"), ("stem.6", "layer3.0")):
-        m.residual(ours, theirs, "", "downsample.0")
-    for s in range(stacks):
-        for lvl in range(depth):
-            o, level = f"hourglasses.{s}" + ".low2" * lvl, f"hg.{s}.hg.{depth - 1 - lvl}"
-            parts = [("up1", 0), ("low1", 1), ("low3", 2)] + ([("low2", 3)] if lvl == depth - 1
-                                                              else [])
-            for part, j in parts:
-                for b in range(modules):
-                    m.residual(f"{o}.{part}.{b}", f"{level}.{j}.{b}", "", "downsample.0")
-        for b in range(modules):
-            m.residual(f"features.{s}.{b}", f"res.{s}.{b}", "", "downsample.0")
-        m.conv(f"lin.{s}.0", f"fc.{s}.0")
-        m.bn(f"lin.{s}.1", f"fc.{s}.1")
-        m.conv(f"heads.{s}", f"score.{s}")
-        if s < stacks - 1:
-            m.conv(f"merge_features.{s}", f"fc_.{s}")
-            m.conv(f"merge_heatmaps.{s}", f"score_.{s}")
-    return m, arch
-
-
-def infer_hgx_arch(sd: Mapping[str, torch.Tensor], path: Any = "checkpoint") -> dict[str, Any]:
-    """The ``StackedHourglass`` arguments a state dict with our keys was built with."""
-    keys = set(sd)
-    try:
-        stacks = _count(keys, "heads.{}.weight")
-        joints, features = _shape(sd, "heads.0.weight")[:2]
-        modules = _count(keys, "features.0.{}.conv1.weight")
-        depth = 0
-        while f"hourglasses.0{'.low2' * depth}.up1.0.bn1.weight" in keys:
-            depth += 1
-        mid = sd["hourglasses.0.up1.0.conv1.weight"].shape[0]
-        c0 = sd["stem.0.weight"].shape[0]
-        c3 = sd["stem.3.conv3.weight"].shape[0]
-        c5 = sd["stem.5.conv3.weight"].shape[0]
-    except KeyError as err:
-        raise HgxError(f"{path}: hgx state dict lacks the tensor {err}; the checkpoint is "
-                       "incomplete, take an earlier snapshot") from None
-    if (c0, c3, c5) == (64, 128, 128):
-        stem = "original"
-    elif (c0, c3, c5) == (features // 4, features // 2, features):
-        stem = "bearpaw"
-    else:
-        raise HgxError(f"{path}: unknown stem (widths {c0}/{c3}/{c5} for {features} features); "
-                       "hgx knows the 'original' and 'bearpaw' stems only")
-    return dict(stacks=stacks, features=features, modules=modules, joints=joints, depth=depth,
-                mid=None if mid == features // 2 else mid, stem=stem)
-
-
-def _hgx(sd: Mapping[str, torch.Tensor], path: Path):
-    arch = infer_hgx_arch(sd, path)
-    m = _Mapper(sd, path, HGX)
-    for k in sd:
-        m.take(k, k)
-    return m, arch
-
-
-# (source, anchor keys that identify it, translator)
-_LAYOUTS = (
-    (HGX, ("stem.0.weight", "heads.0.weight", "hourglasses.0.up1.0.bn1.weight"), _hgx),
-    (PRINCETON, ("pre.0.conv.weight", "outs.0.conv.weight", "hgs.0.0.up1.bn1.weight"),
-     _princeton),
-    (BEARPAW, ("conv1.weight", "score.0.weight", "hg.0.hg.0.0.0.bn1.weight"), _bearpaw),
-)
-
-
 def _fill_num_batches_tracked(sd: dict[str, torch.Tensor]) -> None:
     for k in list(sd):
         if k.endswith(".running_mean"):
@@ -513,10 +313,10 @@ def load_any_checkpoint(path: str | os.PathLike) -> LoadedModel:
     obj, weights_only = _torch_load(path)
     src, extra, snapshot = _unwrap(obj, path)
     keys = list(src)
-    for source, anchors, translate in _LAYOUTS:
+    for source, anchors, translate in LAYOUTS:
         if snapshot and source != HGX:
             continue
-        prefix = _find_prefix(keys, anchors)
+        prefix = find_prefix(keys, anchors)
         if prefix is None:
             continue
         odd = next((k for k in keys if not k.startswith(prefix)), None)

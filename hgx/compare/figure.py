@@ -1,6 +1,7 @@
 """The comparison figure: one panel per metric, one colour per run, branches forking from
 their parents. Built on ``matplotlib.figure.Figure`` (no pyplot, no global state) and returned,
-so its legend and lines can be inspected; ``hgx.compare.save_figure`` writes it.
+so its legend and lines can be inspected; ``save_figure`` writes it, safely: never into an
+experiment, atomically.
 
 How a run is drawn, in its colour:
   * its own epochs: a solid line (dots when it has few epochs), starting at the fork point
@@ -13,15 +14,19 @@ Loss panels use a log scale (all values positive); epochs are integers on the x 
 from __future__ import annotations
 
 import math
+import os
 import time
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterable
 
 import numpy as np
 
-if TYPE_CHECKING:  # pragma: no cover
-    from hgx.compare import Lineage, Run
+from hgx.errors import HgxError, UsageError
 
-__all__ = ["compare_figure", "run_colors"]
+if TYPE_CHECKING:  # pragma: no cover
+    from hgx.compare.runs import Lineage, Run
+
+__all__ = ["compare_figure", "run_colors", "check_out", "save_figure"]
 
 MARKERS_UP_TO = 30   # epochs: above, lines only
 
@@ -55,7 +60,9 @@ def compare_figure(runs: list["Run"], metrics: list[str], ancestry: bool = False
     from matplotlib.lines import Line2D
     from matplotlib.ticker import MaxNLocator
 
-    from hgx.compare import METRICS, Lineage, curves
+    from hgx.compare.curves import curves
+    from hgx.compare.logs import METRICS
+    from hgx.compare.runs import Lineage
 
     lineage = lineage or Lineage(runs)
     n = len(metrics)
@@ -170,3 +177,47 @@ def _log_axis(ax) -> None:
         ax.yaxis.set_minor_formatter(FuncFormatter(some))
     else:
         ax.yaxis.set_minor_formatter(NullFormatter())
+
+
+# -- writing the figure, safely -----------------------------------------------------------------
+FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf"}
+
+
+def check_out(out: str | os.PathLike, protected: Iterable[Path],
+              default: str = "./compare.png") -> Path:
+    """The figure's path: .png/.svg/.pdf (no suffix: .png), never inside an experiment."""
+    out = Path(out).expanduser()
+    if out.suffix == "":
+        out = out.with_suffix(".png")
+    if out.suffix.lower() not in FORMATS:
+        raise UsageError(f"--out {out}: the suffix picks the format; use .png, .svg or .pdf")
+    target = out.resolve()
+    for p in protected:
+        p = Path(p).resolve()
+        if target == p or p in target.parents:
+            raise UsageError(f"--out {out} is inside the experiment {p}; hgx never writes into "
+                             f"experiments: choose a path outside it (default {default})")
+    if not target.parent.is_dir():
+        raise UsageError(f"--out {out}: directory {target.parent} does not exist")
+    return out
+
+
+def save_figure(fig, out: Path, dpi: int = 110) -> Path:
+    """Write atomically (a viewer reloading the file never sees half a picture)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    out = Path(out)
+    FigureCanvasAgg(fig)
+    tmp = out.with_name(f".{out.stem}.tmp-{os.getpid()}{out.suffix}")
+    try:
+        fig.savefig(tmp, format=FORMATS[out.suffix.lower()], dpi=dpi)
+        os.replace(tmp, out)
+    except BaseException as err:  # Ctrl-C while drawing too: leave no temporary file
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+        if isinstance(err, OSError):
+            raise HgxError(f"cannot write {out}: {err.strerror or err}") from None
+        raise
+    return out
