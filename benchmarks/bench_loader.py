@@ -291,10 +291,16 @@ def loader_rate(dataset, batch: int, workers: int, batches: int, device, epoch: 
     runtime = Runtime(device, "fp32", False)  # pin_memory on CUDA, as in training
     collate_fn = collate_float if getattr(dataset, "rule", TODAY).float_out else None
     stamps = []
-    for out in make_loader(dataset, sampler, batch, workers, runtime.device.type == "cuda",
-                           collate_fn):
-        finish(out, device, res, sigma)
-        stamps.append(time.perf_counter())
+    threads = torch.get_num_threads()
+    if device.type == "cpu":  # the consumer's share of N workers' cores: one thread, as hgx's
+        torch.set_num_threads(1)  # thread policy gives it beside busy workers (cpushare)
+    try:
+        for out in make_loader(dataset, sampler, batch, workers, runtime.device.type == "cuda",
+                               collate_fn):
+            finish(out, device, res, sigma)
+            stamps.append(time.perf_counter())
+    finally:
+        torch.set_num_threads(threads)
     return batches * batch / (stamps[-1] - stamps[warm - 1])
 
 

@@ -53,18 +53,21 @@ def _final(root, name):
     return snap["model"], snap["optimizer"], train, valid
 
 
-@pytest.mark.parametrize("workers", ["0", "2"])
-def test_kill_9_then_continue_is_bit_identical(hgx, workers):
+@pytest.mark.parametrize("workers,precision", [("0", "fp32"), ("2", "bf16")])
+def test_kill_9_then_continue_is_bit_identical(hgx, workers, precision):
+    """bf16 autocast too (emulated where the CPU lacks it, so the test means the same
+    everywhere): the resumed run's weights, optimizer state and logs equal the clean run's."""
     assert hgx("new", "warm", *TINY, "--epochs", "1")[0] == 0  # the dataset exists first
     root = hgx.root
-    p = _cli(root, "new", "clean", *LONG, "--workers", workers)
+    p = _cli(root, "new", "clean", *LONG, "--workers", workers, "--precision", precision)
     out, _ = p.communicate(timeout=300)
     assert p.returncode == 0, out
 
     rng = np.random.default_rng(int(workers))
     kills, started = 0, False
     for delay in rng.uniform(1.5, 3.5, size=4):
-        args = ["continue", "killed"] if started else ["new", "killed", *LONG, "--workers", workers]
+        args = ["continue", "killed"] if started else ["new", "killed", *LONG, "--workers",
+                                                        workers, "--precision", precision]
         proc = _cli(root, *args)
         time.sleep(delay)
         if proc.poll() is None:
@@ -73,7 +76,8 @@ def test_kill_9_then_continue_is_bit_identical(hgx, workers):
         proc.communicate(timeout=60)
         started = (root / "killed" / "options.yaml").exists()
     proc = _cli(root, *(["continue", "killed"] if started else
-                        ["new", "killed", *LONG, "--workers", workers]))
+                        ["new", "killed", *LONG, "--workers", workers, "--precision",
+                         precision]))
     out, _ = proc.communicate(timeout=300)
     assert proc.returncode == 0, out
     assert kills >= 2, "the run finished before it could be killed: lengthen LONG"
@@ -87,6 +91,7 @@ def test_kill_9_then_continue_is_bit_identical(hgx, workers):
     assert all(torch.equal(a, b) for a, b in zip(sq_a, sq_b))
     leftovers = list((root / "killed").rglob(".*tmp-*"))
     assert not leftovers, leftovers
+    assert json.loads((root / "killed" / "state.json").read_text())["precision"] == precision
 
 
 def test_sigterm_snapshots_and_exits_143(hgx):
