@@ -9,10 +9,11 @@ default set, generated once and cached), with a randomly initialised HG2 of 256 
 on CPU, bf16 autocast channels_last on CUDA (``hgx.engine.device.setup_runtime``).
 
 Variants: ``plain`` (the baseline of every ratio), ``flip`` (the mirrored image too, averaged),
-``2scale`` (scales 1 and ``--second-scale``), ``flip+2scale``. Each is timed twice:
+``2scale`` (scales 1 and ``--second-scale``), ``flip+2scale``, ``pyranet`` (PyraNet's test:
+scales 0.8 ... 1.3, each flipped: 12 passes, fused in the original image). Each is timed twice:
 
 - ``end_to_end``: ``predict(...)`` as ``hgx`` runs it, data loading and decoding included;
-- ``network``: the same building blocks (``heatmaps_for``, ``to_reference_frame``) on crops
+- ``network``: the same building blocks (``heatmaps_for``, ``fuse_in_image``) on crops
   prepared once and already on the device, so data loading cannot hide the cost of flip/scales
   (on a GPU, loading 1280x720 JPEGs is the bottleneck of ``end_to_end``).
 
@@ -65,7 +66,7 @@ def main(argv=None) -> dict:
     from hgx.data.batch import collate, input_images
     from hgx.data.dataset import PoseDataset
     from hgx.engine.device import setup_runtime
-    from hgx.engine.predict import heatmaps_for, predict, to_reference_frame
+    from hgx.engine.predict import PYRANET_SCALES, fuse_in_image, heatmaps_for, predict
     from hgx.models.hourglass import StackedHourglass
 
     stacks, features = (int(v) for v in args.model.lower().split("x"))
@@ -80,7 +81,8 @@ def main(argv=None) -> dict:
                                              depth=args.depth)).eval()
     variants = {"plain": (False, (1.0,)), "flip": (True, (1.0,)),
                 "2scale": (False, (1.0, args.second_scale)),
-                "flip+2scale": (True, (1.0, args.second_scale))}
+                "flip+2scale": (True, (1.0, args.second_scale)),
+                "pyranet": (True, PYRANET_SCALES)}
 
     def run(flip, scales):
         with contextlib.redirect_stdout(io.StringIO()):  # predict's plain progress lines
@@ -89,24 +91,28 @@ def main(argv=None) -> dict:
 
     # the network-only path: every scale's crops prepared once, on the device
     flip_index = dataset.skeleton.flip_index()
-    crops = {}
-    for scale in (1.0, args.second_scale):
+    crops, metas = {}, {}
+    for scale in sorted({1.0, args.second_scale, *PYRANET_SCALES}):
         view = PoseDataset(dataset.annot, dataset.image_dir, dataset.skeleton, dataset.opts,
                            augment=False, seed=dataset.seed, scale_mult=scale)
         items = [view[(row, 0, row)] for row in range(count)]
         batches = [collate(items[i:i + args.batch]) for i in range(0, count, args.batch)]
         crops[scale] = [input_images(b.crops.to(runtime.device), b.colour.to(runtime.device),
                                      runtime.channels_last) for b in batches]
+        metas[scale] = [b.meta for b in batches]
 
     @torch.no_grad()
     def network(flip, scales):
         for i in range(len(crops[1.0])):
-            acc = None
-            for s in scales:
-                hm = to_reference_frame(heatmaps_for(model, crops[s][i], runtime, flip,
-                                                     flip_index), s)
-                acc = hm if acc is None else acc + hm
-            (acc / len(scales)).cpu()  # the heatmaps reach the host, as in predict
+            per_scale = [heatmaps_for(model, crops[s][i], runtime, flip, flip_index)
+                         for s in scales]
+            if len(scales) == 1:
+                per_scale[0].cpu()  # the heatmaps reach the host, as in predict
+                continue
+            for b in range(per_scale[0].shape[0]):  # fused in the image, as in predict
+                fuse_in_image([hm[b] for hm in per_scale],
+                              [metas[s][i]["hm_to_image"][b] for s in scales],
+                              metas[1.0][i]["image_size"][b])
 
     paths = {"end_to_end": run, "network": network}
     predicted = {name: run(*v).preds.shape[0] for name, v in variants.items()}  # warm-up

@@ -240,9 +240,13 @@ class Experiment:
 
     # -- logs -------------------------------------------------------------------------------
     def append_log(self, which: str, row: dict) -> None:
+        """Add (or replace) an epoch's row. Columns a run adds to the standard ones (the
+        adversarial ``d_loss``, ``k_t``) join the header, after them."""
         path, cols = (self.train_log, TRAIN_COLUMNS) if which == "train" else \
             (self.valid_log, VALID_COLUMNS)
         rows = [r for r in read_tsv(path) if r.get("epoch") != row["epoch"]]
+        extra = [k for r in rows + [row] for k in r if k not in cols]
+        cols = tuple(cols) + tuple(dict.fromkeys(extra))
         atomic_write(path, format_tsv(cols, rows + [row]))
 
     def truncate_logs(self, epoch: int) -> None:
@@ -251,7 +255,8 @@ class Experiment:
             rows = read_tsv(path)
             keep = [r for r in rows if r.get("epoch", 0) <= epoch]
             if len(keep) != len(rows):
-                atomic_write(path, format_tsv(cols, keep))
+                extra = [k for r in keep for k in r if k not in cols]
+                atomic_write(path, format_tsv(tuple(cols) + tuple(dict.fromkeys(extra)), keep))
 
     # -- snapshots --------------------------------------------------------------------------
     def snapshot_path(self, epoch: int, iteration: int = 0) -> Path:

@@ -132,6 +132,24 @@ SCHEMA: tuple[Option, ...] = (
     O("end_samples", int, 0, "When training finishes, draw the predicted (and true) "
       "skeletons of this many validation people into ./NAME-samples.png, as `hgx show NAME "
       "--samples N` does (0 = none).", "run", min=0, max=64),
+    # -- adversarial training (Hg-SAGAN: idotc/Hg-SAGAN opts.lua:52-57, 79-82) --------------
+    O("adversarial", bool, False, "Train against Hg-SAGAN's BEGAN-style discriminator (an "
+      "hourglass autoencoder of the heatmaps with SARM_A attention).", "adversarial"),
+    O("lr_d", float, 2.5e-4, "Discriminator's Adam learning rate (Hg-SAGAN -LR_D).",
+      "adversarial", min=0),
+    O("lr_decay_d", float, 0.0, "Discriminator's lr decay: lr / (1 + step * x) (-LRdecay_D).",
+      "adversarial", min=0),
+    O("epsilon_d", float, 1e-8, "Discriminator's Adam epsilon (-epsilon_D).", "adversarial",
+      min=0),
+    O("init_kt", float, 0.0, "Initial k_t, the weight of the fake term in D's loss "
+      "(-init_Kt).", "adversarial", min=0, max=1),
+    O("lambda_g", float, 0.1, "Weight of the adversarial term in the generator's loss "
+      "(-lambda_G).", "adversarial", min=0),
+    O("lambda_k", float, 0.001, "k_t's learning rate (-lambda_k).", "adversarial", min=0),
+    O("gamma_gd", float, 0.5, "BEGAN's diversity ratio gamma in k_t's update (-gamma_gd).",
+      "adversarial", min=0),
+    O("d_modules", int, 1, "Discriminator's residual modules at each step (Hg-SAGAN's "
+      "-nModules).", "adversarial", min=1),
     O("load_model", str, "", "Start from these weights (hgx snapshot, pytorch_stacked_hourglass "
       "checkpoint.pt or pytorch-pose model_best.pth.tar) with a fresh optimizer.", "run"),
 )

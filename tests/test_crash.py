@@ -53,20 +53,24 @@ def _final(root, name):
     return snap["model"], snap["optimizer"], train, valid
 
 
-@pytest.mark.parametrize("workers,precision", [("0", "fp32"), ("2", "bf16")])
-def test_kill_9_then_continue_is_bit_identical(hgx, workers, precision):
+@pytest.mark.parametrize("workers,precision,extra", [
+    ("0", "fp32", ()), ("2", "bf16", ()), ("0", "fp32", ("--adversarial",))],
+    ids=["fp32", "bf16-workers", "adversarial"])
+def test_kill_9_then_continue_is_bit_identical(hgx, workers, precision, extra):
     """bf16 autocast too (emulated where the CPU lacks it, so the test means the same
-    everywhere): the resumed run's weights, optimizer state and logs equal the clean run's."""
+    everywhere), and adversarial training (the discriminator, its Adam state and k_t are in
+    the snapshots): the resumed run's weights, optimizer state and logs equal the clean run's."""
     assert hgx("new", "warm", *TINY, "--epochs", "1")[0] == 0  # the dataset exists first
     root = hgx.root
-    p = _cli(root, "new", "clean", *LONG, "--workers", workers, "--precision", precision)
+    LONG_ = [*LONG, *extra]
+    p = _cli(root, "new", "clean", *LONG_, "--workers", workers, "--precision", precision)
     out, _ = p.communicate(timeout=300)
     assert p.returncode == 0, out
 
     rng = np.random.default_rng(int(workers))
     kills, started = 0, False
     for delay in rng.uniform(1.5, 3.5, size=4):
-        args = ["continue", "killed"] if started else ["new", "killed", *LONG, "--workers",
+        args = ["continue", "killed"] if started else ["new", "killed", *LONG_, "--workers",
                                                         workers, "--precision", precision]
         proc = _cli(root, *args)
         time.sleep(delay)
@@ -76,7 +80,7 @@ def test_kill_9_then_continue_is_bit_identical(hgx, workers, precision):
         proc.communicate(timeout=60)
         started = (root / "killed" / "options.yaml").exists()
     proc = _cli(root, *(["continue", "killed"] if started else
-                        ["new", "killed", *LONG, "--workers", workers, "--precision",
+                        ["new", "killed", *LONG_, "--workers", workers, "--precision",
                          precision]))
     out, _ = proc.communicate(timeout=300)
     assert proc.returncode == 0, out
@@ -92,6 +96,12 @@ def test_kill_9_then_continue_is_bit_identical(hgx, workers, precision):
     leftovers = list((root / "killed").rglob(".*tmp-*"))
     assert not leftovers, leftovers
     assert json.loads((root / "killed" / "state.json").read_text())["precision"] == precision
+    if extra:  # the discriminator resumed bit for bit too, k_t with it
+        da, db = (torch.load(root / n / "snapshots" / "epoch-0003.pt", weights_only=True)
+                  ["adversarial"] for n in ("clean", "killed"))
+        assert all(torch.equal(da["model"][k], db["model"][k]) for k in da["model"])
+        assert da["k_t"] == db["k_t"] and da["steps"] == db["steps"]
+        assert "k_t" in train_a[0] or "d_loss" in read_tsv(root / "killed" / "train.log")[0]
 
 
 def test_sigterm_snapshots_and_exits_143(hgx):

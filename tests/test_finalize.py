@@ -11,21 +11,92 @@ import torch
 
 from conftest import SHARED, TINY, require_shared
 from hgx.data import transforms as T
-from hgx.engine.predict import flip_back, to_reference_frame
+from hgx.engine.predict import flip_back
 
 
-def test_to_reference_frame_keeps_joint_positions():
-    """A joint seen in a box f times larger lands at the same place in the reference frame."""
+def _fuse_by_hand(per_scale, maps, image_size):
+    """evalPyra's fusion written out pixel by pixel in numpy (bearpaw/PyraNet train.lua:
+    227-328): each scale's maps resized with align-corners bilinear sampling to its footprint
+    in the image, pasted, averaged over scales; the integer argmax."""
+    res = per_scale[0].shape[-1]
+    w_img, h_img = (int(v) for v in image_size)
+    total = np.zeros((per_scale[0].shape[0], h_img, w_img))
+    for hm, m in zip(per_scale, maps):
+        ul = T.apply(m, np.array([[0.0, 0.0]]))[0]
+        br = T.apply(m, np.array([[res, res]], float))[0]
+        fx0, fy0 = int(np.floor(ul[0] + 0.5)), int(np.floor(ul[1] + 0.5))
+        fw, fh = int(np.floor(br[0] + 0.5)) - fx0, int(np.floor(br[1] + 0.5)) - fy0
+        for yy in range(fh):
+            for xx in range(fw):
+                x, y = fx0 + xx, fy0 + yy
+                if not (0 <= x < w_img and 0 <= y < h_img):
+                    continue
+                sx, sy = xx * (res - 1) / (fw - 1), yy * (res - 1) / (fh - 1)
+                x0, y0 = min(int(sx), res - 2), min(int(sy), res - 2)
+                ax, ay = sx - x0, sy - y0
+                v = (hm[:, y0, x0] * (1 - ax) * (1 - ay) + hm[:, y0, x0 + 1] * ax * (1 - ay)
+                     + hm[:, y0 + 1, x0] * (1 - ax) * ay + hm[:, y0 + 1, x0 + 1] * ax * ay)
+                total[:, y, x] += v
+    total /= len(per_scale)
+    flat = total.reshape(len(total), -1)
+    idx = flat.argmax(1)
+    return np.stack([idx % w_img + 0.5, idx // w_img + 0.5], 1), flat.max(1)
+
+
+def test_multi_scale_fusion_is_pyranets():
+    """hgx's --scales fuse as evalPyra does: checked against the pixel-by-pixel fusion on
+    random heatmaps of three scales of one person near the image's border."""
+    from hgx.engine.predict import fuse_in_image
+
     rng = np.random.default_rng(0)
-    for f in (0.75, 1.25, 1.5):
-        center, scale = np.array([300.0, 200.0]), 2.0
-        joint = center + rng.uniform(-60, 60, 2)
-        m_ref = T.crop_matrix(center, scale, 0, 64)
-        m_f = T.crop_matrix(center, scale * f, 0, 64)
-        hm = torch.from_numpy(T.draw_heatmaps(T.apply(m_f, joint[None]), [True], 64))[None]
-        ref = to_reference_frame(hm, f).numpy()
-        xy, _ = T.decode(ref)
-        assert np.abs(T.apply(T.invert(m_ref), xy)[0, 0] - joint).max() < 2 * 200 * scale / 64
+    res, center, scale = 8, np.array([30.0, 21.0]), 0.2
+    per_scale, maps = [], []
+    for f in (0.8, 1.0, 1.3):
+        m = T.invert(T.crop_matrix(center, scale * f, 0, res))
+        maps.append(m)
+        per_scale.append(torch.from_numpy(rng.random((3, res, res)).astype(np.float32)))
+    size = np.array([50.0, 40.0])
+    got, peaks = fuse_in_image(per_scale, maps, size)
+    want, want_peaks = _fuse_by_hand([p.numpy() for p in per_scale], maps, size)
+    np.testing.assert_allclose(got, want)
+    np.testing.assert_allclose(peaks, want_peaks, rtol=1e-5)
+
+
+def test_multi_scale_prediction_finds_a_joint_where_the_image_has_it(tmp_path):
+    """A 'network' whose heatmaps are the crop's brightness: every scale's crop sees the bright
+    dot at (245, 105) of the photograph, 55 px right of and above the box's centre, and the
+    fused prediction lands on it within a heatmap pixel (5.6 image px): a scale, offset or
+    flip mistake in the fusion would put it tens of pixels away."""
+    import cv2
+
+    from hgx import options as hopts
+    from hgx.data.dataset import PoseDataset, read_annotations
+    from hgx.data.joints import MPII
+    from hgx.engine.device import setup_runtime
+    from hgx.engine.predict import PYRANET_SCALES, predict
+
+    img = np.zeros((300, 400, 3), np.uint8)
+    cv2.circle(img, (245, 105), 4, (255, 255, 255), -1)
+    (tmp_path / "images").mkdir()
+    cv2.imwrite(str(tmp_path / "images" / "a.png"), img)
+    with h5py.File(tmp_path / "a.h5", "w") as f:
+        f["center"] = np.array([[190.0, 160.0]])
+        f["scale"] = np.array([0.9])
+        f["part"] = np.zeros((1, 16, 2))
+        f["imgname"] = np.array([b"a.png"])
+    opts = hopts.resolve(None, None, {"input_res": 128, "output_res": 32, "precision": "fp32"})
+    ds = PoseDataset(read_annotations(tmp_path / "a.h5", 16), tmp_path / "images", MPII, opts,
+                     augment=False)
+
+    class Brightness(torch.nn.Module):
+        def forward(self, x):
+            hm = torch.nn.functional.avg_pool2d(x.mean(1, keepdim=True), 4)
+            return hm.expand(-1, 16, -1, -1)[None]
+
+    runtime = setup_runtime(opts)
+    for scales in (PYRANET_SCALES, (1.0,)):
+        pred = predict(Brightness(), ds, runtime, batch=1, flip=True, scales=scales)
+        assert np.abs(pred.preds[0] - [245.5, 105.5]).max() <= 4.0, (scales, pred.preds[0])
 
 
 def test_flip_back_swaps_sides_and_mirrors():
@@ -213,6 +284,11 @@ def test_eval_flip_and_scales_run(hgx, learned, tmp_path):
                     str(tmp_path / "curve.png"))
     assert code == 0, out
     assert "Mean" in out and (tmp_path / "curve.png").stat().st_size > 0
+    code, out = hgx("eval", "learned", "--scales", "pyranet", "--json")
+    assert code == 0, out
+    result = json.loads(hgx.stdout)
+    assert result["produced_by"]["scales"] == [0.8, 0.9, 1.0, 1.1, 1.2, 1.3]
+    assert result["Mean"] > 5  # the learned model still finds people through the fusion
 
 
 def test_finalize_load_model_without_experiment(hgx, tmp_path):

@@ -12,8 +12,13 @@ from hgx.errors import UsageError
 
 
 def _scales(text: Optional[str]) -> tuple[float, ...]:
+    """--scales: numbers, or `pyranet` for PyraNet's six (0.8 ... 1.3, evalPyra.lua:22)."""
     if not text:
         return (1.0,)
+    if text.strip().lower() == "pyranet":
+        from hgx.engine.predict import PYRANET_SCALES
+
+        return PYRANET_SCALES
     try:
         values = tuple(float(v) for v in text.replace(",", " ").split())
     except ValueError:
@@ -43,7 +48,8 @@ def eval_cmd(
     flip: bool = typer.Option(True, "--flip/--no-flip", help="Average with the mirrored "
                               "image's heatmaps, as pose-hg-train's validation and final "
                               "predictions do."),
-    scales: Optional[str] = typer.Option(None, "--scales", help="Test scales, e.g. "
+    scales: Optional[str] = typer.Option(None, "--scales", help="Test scales, e.g. pyranet "
+                                         "(0.8 0.9 1 1.1 1.2 1.3, PyraNet's) or "
                                          "1 0.75 1.25 (heatmaps averaged)."),
     load_model: Optional[str] = typer.Option(None, "--load-model",
                                              help="Evaluate these weights instead."),
@@ -114,7 +120,9 @@ def finalize_cmd(
     flip: bool = typer.Option(True, "--flip/--no-flip", help="Average with the mirrored "
                               "image's heatmaps (pose-hg-train's -finalPredictions always "
                               "does)."),
-    scales: Optional[str] = typer.Option(None, "--scales", help="Test scales."),
+    scales: Optional[str] = typer.Option(None, "--scales", help="Test scales (several: "
+                                         "fused in the image as PyraNet's evalPyra.lua; "
+                                         "pyranet = its 0.8 ... 1.3)."),
     mpii_release: Optional[str] = typer.Option(
         None, "--mpii-release", help="MPII's mpii_human_pose_v1_u12_1.mat: also write "
         "pred_keypoints_mpii.mat, the MPII test server's submission."),

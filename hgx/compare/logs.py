@@ -15,6 +15,9 @@ METRICS: dict[str, tuple[str, str, str]] = {
     "train_acc": ("train", "acc", "train accuracy"),
     "valid_acc": ("valid", "acc", "valid accuracy"),
     "valid_pckh": ("valid", "pckh", "valid PCKh@0.5"),
+    # --adversarial (Hg-SAGAN): the discriminator's loss and BEGAN's k_t
+    "train_d_loss": ("train", "d_loss", "discriminator loss"),
+    "train_k_t": ("train", "k_t", "k_t"),
 }
 DEFAULT_METRICS = ("train_loss", "valid_loss", "train_acc", "valid_acc")
 

@@ -32,7 +32,7 @@ class Batch(NamedTuple):
     joints: torch.Tensor   # (B, J, 2) float32
     present: torch.Tensor  # (B, J) bool
     colour: torch.Tensor   # (B, 3) float32
-    meta: dict             # numpy arrays: row (B,), hm_to_image (B, 2, 3), flip (B,)
+    meta: dict             # numpy: row (B,), hm_to_image (B, 2, 3), flip (B,), image_size (B, 2)
 
 
 def _stack(arrays, dtype) -> torch.Tensor:
@@ -48,7 +48,9 @@ def _stack(arrays, dtype) -> torch.Tensor:
 def collate(samples: list[Sample]) -> Batch:
     meta = {"row": np.array([s.meta["row"] for s in samples]),
             "hm_to_image": np.stack([s.meta["hm_to_image"] for s in samples]),
-            "flip": np.array([s.meta["flip"] for s in samples])}
+            "flip": np.array([s.meta["flip"] for s in samples]),
+            "image_size": np.stack([s.meta.get("image_size", np.full(2, np.nan))
+                                    for s in samples])}
     return Batch(_stack([s.crop for s in samples], torch.uint8),
                  _stack([s.joints for s in samples], torch.float32),
                  _stack([s.present for s in samples], torch.bool),

@@ -116,6 +116,7 @@ class PoseDataset:
         self.output_res = opts.output_res
         self.opts = opts
         self._buffers: dict[tuple, np.ndarray] = {}  # decode targets, reused (per process)
+        self.full_size: tuple[int, int] | None = None  # (w, h) of the last photograph read
         self.cache = None  # (dir, origin (N,2), factor (N,)) when reading from a crop cache
 
     def use_cache(self, directory: Path, origin: np.ndarray, factor: np.ndarray) -> None:
@@ -171,12 +172,15 @@ class PoseDataset:
         except OSError:
             return None
         image = None
+        self.full_size = None
         if data[:3] == b"\xff\xd8\xff":
             image = self._decode_jpeg(data, reduce, slot)
         if image is None and data:
             flag = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2,
                     4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}[reduce]
             image = cv2.imdecode(np.frombuffer(data, np.uint8), flag)
+            if image is not None:  # cv2's reduced size is ceil(size / reduce): near enough
+                self.full_size = (image.shape[1] * reduce, image.shape[0] * reduce)
         return image
 
     def _decode_jpeg(self, data: bytes, reduce: int, slot: str) -> np.ndarray | None:
@@ -186,6 +190,7 @@ class PoseDataset:
             return None
         try:
             h, w, _, _ = simplejpeg.decode_jpeg_header(data)
+            self.full_size = (w, h)  # the photograph's own size, before any reduced decode
             size = {}
             if reduce > 1:
                 size = {"min_height": -(-h // reduce), "min_width": -(-w // reduce),
@@ -238,7 +243,12 @@ class PoseDataset:
             present = present[self.flip_index]
             m_hm = np.array([[-1, 0, self.output_res], [0, 1, 0]], np.float64) @ \
                 np.vstack([m_hm, [0, 0, 1]])
-        meta = {"row": row, "hm_to_image": T.invert(m_hm).astype(np.float64), "flip": flip}
+        # the photograph's size (w, h) where known (NaN from a crop cache): multi-scale
+        # fusion clips to it as PyraNet's canvas does
+        size = (np.array(self.full_size, np.float64) if self.cache is None and self.full_size
+                else np.full(2, np.nan))
+        meta = {"row": row, "hm_to_image": T.invert(m_hm).astype(np.float64), "flip": flip,
+                "image_size": size}
         return Sample(crop, joints.astype(np.float32), present,
                       np.ones(3, np.float32) if colour is None else colour, meta)
 

@@ -1,5 +1,6 @@
 """Predictions on a whole split: heatmaps -> coordinates in original image pixels, in the order
-of the split's annotation file. Flip testing and multi-scale testing (PyraNet-style) optional.
+of the split's annotation file. Flip testing (pose-hg-train) and multi-scale testing (PyraNet's
+evalPyra.lua, fused in the original image) optional.
 """
 from __future__ import annotations
 
@@ -25,16 +26,61 @@ class Predictions:
     rows: np.ndarray      # (N,) annotation rows, 0..N-1 in file order
 
 
-def to_reference_frame(heatmaps: torch.Tensor, factor: float) -> torch.Tensor:
-    """Resample heatmaps of a box ``factor`` times the reference box into the reference box."""
-    if factor == 1.0:
-        return heatmaps
-    b = heatmaps.shape[0]
-    theta = torch.tensor([[1 / factor, 0, 0], [0, 1 / factor, 0]], dtype=heatmaps.dtype,
-                         device=heatmaps.device).expand(b, 2, 3)
-    grid = F.affine_grid(theta, list(heatmaps.shape), align_corners=False)
-    return F.grid_sample(heatmaps, grid, mode="bilinear", padding_mode="zeros",
-                         align_corners=False)
+# PyraNet's multi-scale test: the person box times these (bearpaw/PyraNet evalPyra.lua:22,
+# torch.range(0.8, 1.3, 0.1)); `--scales pyranet` picks them.
+PYRANET_SCALES = (0.8, 0.9, 1.0, 1.1, 1.2, 1.3)
+
+
+def footprint(hm_to_image: np.ndarray, res: int) -> tuple[np.ndarray, np.ndarray]:
+    """A crop's heatmap square [0, res]^2 in image pixels: (upper-left, lower-right) corners
+    (test-time crops are not rotated)."""
+    ul = T.apply(hm_to_image, np.array([[0.0, 0.0]]))[0]
+    br = T.apply(hm_to_image, np.array([[float(res), float(res)]]))[0]
+    return ul, br
+
+
+def fuse_in_image(per_scale: list[torch.Tensor], maps: list[np.ndarray],
+                  image_size: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """PyraNet's multi-scale fusion for one person (bearpaw/PyraNet train.lua:224-328,
+    ``multiScaleTest`` + ``getHeatmaps``): each scale's (flip-averaged) last-stack heatmaps
+    (J, R, R) are resized bilinearly (align-corners, as Torch's image.scale) to the crop's
+    footprint in the original image and pasted into a zero canvas of image pixels; the canvases
+    are averaged over the scales (zero where a scale's crop does not reach), and each joint is
+    the integer argmax of the average, no sub-pixel step. The canvas is the union of the
+    footprints clipped to the photograph (PyraNet's is the whole image: the same argmax,
+    without the all-zero rest); a footprint's pixel j covers image pixel ul + j, where
+    PyraNet's paste is one pixel further right and down than its own crop (train.lua:248-261
+    against datasets/posetransforms.lua:86-89), a quirk not reproduced.
+
+    Returns (joints (J, 2) in image px, at pixel centres; peak values (J,))."""
+    res = per_scale[0].shape[-1]
+    boxes = [footprint(m, res) for m in maps]
+    ul = np.floor(np.min([u for u, _ in boxes], axis=0))
+    br = np.ceil(np.max([b for _, b in boxes], axis=0))
+    if np.all(np.isfinite(image_size)):
+        ul, br = np.maximum(ul, 0.0), np.minimum(br, image_size)
+    x0, y0 = int(ul[0]), int(ul[1])
+    w, h = max(1, int(br[0]) - x0), max(1, int(br[1]) - y0)
+    hm = per_scale[0]
+    canvas = torch.zeros((hm.shape[0], h, w), dtype=torch.float32, device=hm.device)
+    for maps_k, (u, b) in zip(per_scale, boxes):
+        fx0, fy0 = int(np.floor(u[0] + 0.5)), int(np.floor(u[1] + 0.5))
+        fw, fh = int(np.floor(b[0] + 0.5)) - fx0, int(np.floor(b[1] + 0.5)) - fy0
+        if fw < 2 or fh < 2:
+            continue
+        big = F.interpolate(maps_k[None].float(), size=(fh, fw), mode="bilinear",
+                            align_corners=True)[0]
+        cx0, cy0 = max(fx0, x0), max(fy0, y0)
+        cx1, cy1 = min(fx0 + fw, x0 + w), min(fy0 + fh, y0 + h)
+        if cx1 <= cx0 or cy1 <= cy0:
+            continue
+        canvas[:, cy0 - y0:cy1 - y0, cx0 - x0:cx1 - x0] += \
+            big[:, cy0 - fy0:cy1 - fy0, cx0 - fx0:cx1 - fx0]
+    canvas /= len(per_scale)
+    peak, idx = canvas.reshape(canvas.shape[0], -1).max(dim=1)
+    xs, ys = (idx % w).cpu().numpy(), (idx // w).cpu().numpy()
+    joints = np.stack([xs + x0 + 0.5, ys + y0 + 0.5], axis=1).astype(np.float64)
+    return joints, peak.cpu().numpy()
 
 
 def flip_back(heatmaps: torch.Tensor, flip_index: list[int]) -> torch.Tensor:
@@ -56,8 +102,14 @@ def heatmaps_for(model, images: torch.Tensor, runtime: Runtime, flip: bool,
 def predict(model, dataset: PoseDataset, runtime: Runtime, batch: int = 8, flip: bool = False,
             scales: tuple[float, ...] = (1.0,), workers: int = 0, label: str = "predict",
             interactive: bool | None = None, limit: int = 0) -> Predictions:
-    """Run ``model`` over ``dataset`` (no augmentation) and return image-space predictions."""
-    scales = (1.0, *[s for s in scales if s != 1.0])  # 1.0 first: the reference frame
+    """Run ``model`` over ``dataset`` (no augmentation) and return image-space predictions.
+
+    One scale (1): pose-hg-train's decode of the last stack (argmax and a quarter pixel toward
+    the higher neighbour, mapped back through the crop). Several: PyraNet's multi-scale test,
+    each scale's heatmaps fused in the original image (``fuse_in_image``). ``flip`` averages
+    each crop's heatmaps with its mirror image's first."""
+    scales = tuple(float(s) for s in scales) or (1.0,)
+    fused = scales != (1.0,)
     model.eval()
     sampler = EpochSampler(len(dataset), batch, 0, 0, shuffle=False)
     if limit:
@@ -79,18 +131,23 @@ def predict(model, dataset: PoseDataset, runtime: Runtime, batch: int = 8, flip:
             pin_memory=runtime.device.type == "cuda"))
     try:
         for i, batches in enumerate(zip(*loaders)):
-            acc = None
-            for s, batch in zip(scales, batches):
+            per_scale = []
+            for batch in batches:
                 images, _ = to_device(batch, runtime.device, runtime.channels_last,
                                       dataset.output_res, dataset.opts.hm_sigma, heatmaps=False)
-                hm = to_reference_frame(heatmaps_for(model, images, runtime, flip, flip_index),
-                                        s)
-                acc = hm if acc is None else acc + hm
-            coords, scores = (t.cpu().numpy() for t in labels.decode(acc / len(scales)))
-            meta = batches[0].meta  # the reference (first) scale's crop maps
-            all_preds.append(np.stack([T.apply(m, c) for m, c in
-                                       zip(meta["hm_to_image"], coords)]))
-            all_scores.append(scores)
+                per_scale.append(heatmaps_for(model, images, runtime, flip, flip_index))
+            meta = batches[0].meta
+            if fused:
+                out = [fuse_in_image([hm[b] for hm in per_scale],
+                                     [bt.meta["hm_to_image"][b] for bt in batches],
+                                     meta["image_size"][b]) for b in range(len(meta["row"]))]
+                all_preds.append(np.stack([p for p, _ in out]))
+                all_scores.append(np.stack([sc for _, sc in out]))
+            else:
+                coords, scores = (t.cpu().numpy() for t in labels.decode(per_scale[0]))
+                all_preds.append(np.stack([T.apply(m, c) for m, c in
+                                           zip(meta["hm_to_image"], coords)]))
+                all_scores.append(scores)
             all_rows.append(meta["row"])
             bar.update(i + 1)
     finally:

@@ -24,6 +24,7 @@ class StartState:
     best_acc: float | None = None
     best_epoch: int | None = None
     partial: dict | None = None   # running sums of the interrupted epoch
+    adversarial: dict | None = None  # --adversarial: the discriminator, its optimizer, k_t
 
 
 
@@ -63,4 +64,4 @@ def start_from_snapshot(data: dict) -> StartState:
                       global_step=int(data.get("global_step", 0)), model=data["model"],
                       optimizer=data.get("optimizer"), rng=data.get("rng"),
                       best_acc=data.get("best_acc"), best_epoch=data.get("best_epoch"),
-                      partial=data.get("partial"))
+                      partial=data.get("partial"), adversarial=data.get("adversarial"))

@@ -113,6 +113,12 @@ class Trainer:
             except (ValueError, KeyError):
                 log("warning: the snapshot's optimizer state does not fit --optimizer "
                     f"{opts.optimizer}; starting it fresh")
+        self.adv = None  # Hg-SAGAN's discriminator and its k_t, with --adversarial
+        if opts.adversarial:
+            from hgx.engine.adversarial import Adversarial
+
+            self.adv = Adversarial(opts, self.skeleton.num_joints, self.runtime, self.dist,
+                                   start.adversarial)
         set_rng_state(start.rng)
         self.train_sampler = EpochSampler(len(self.train_set), opts.batch_size, opts.train_iters,
                                           opts.seed, shuffle=True, rank=self.dist.rank,
@@ -207,15 +213,23 @@ class Trainer:
             with self.runtime.autocast():
                 outputs = model(images)
             loss = heatmap_loss(outputs, heatmaps)
+            total = loss
+            if self.adv is not None:  # D's step first, then the generator's (Hg-SAGAN)
+                extra, numbers = self.adv.d_step(images, heatmaps, outputs[-1])
+                total = loss + extra
             self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            total.backward()
             self.optimizer.step()
             with torch.no_grad():  # pose-hg-train train.lua:73 on the last stack
                 acc = labels.heatmap_accuracy(outputs[-1].detach(), heatmaps,
                                               self.skeleton.acc_joints)
                 ok = torch.isfinite(acc)
-                pending.append(torch.stack([loss.detach().to(torch.float64),
-                                            torch.where(ok, acc, 0.0), ok.to(torch.float64)]))
+                row = [loss.detach().to(torch.float64), torch.where(ok, acc, 0.0),
+                       ok.to(torch.float64)]
+                if self.adv is not None:
+                    k_t = self.adv.update_k(numbers)
+                    row += [numbers[0].to(torch.float64), k_t.to(torch.float64)]
+                pending.append(torch.stack(row))
             it += 1
             self.global_step += 1
             at_max = bool(opts.max_iters) and self.global_step >= opts.max_iters
@@ -226,12 +240,13 @@ class Trainer:
             # and takes the same decisions (stop, snapshot) at the same step.
             want_ckpt = bool(opts.checkpoint_minutes) and \
                 time.time() - last_ckpt >= opts.checkpoint_minutes * 60
-            flags = torch.tensor([[1.0 if self.interrupt is not None else 0.0,
-                                   1.0 if want_ckpt and self.dist.is_main else 0.0, 0.0]],
-                                 dtype=torch.float64, device=pending[0].device)
+            flags = torch.zeros((1, len(pending[0])), dtype=torch.float64,
+                                device=pending[0].device)
+            flags[0, 0] = 1.0 if self.interrupt is not None else 0.0
+            flags[0, 1] = 1.0 if want_ckpt and self.dist.is_main else 0.0
             rows = self.dist.agree(torch.cat([torch.stack(pending), flags])).tolist()
-            steps, (stop, ckpt, _) = rows[:-1], rows[-1]
-            for k, (g_loss, g_acc, g_acc_n) in enumerate(steps):
+            steps, (stop, ckpt) = rows[:-1], rows[-1][:2]
+            for k, (g_loss, g_acc, g_acc_n, *adv) in enumerate(steps):
                 if not math.isfinite(g_loss):
                     kept = self.exp.state().get("last_snapshot")
                     after = (f"the last good snapshot ({kept}) is kept: `hgx continue "
@@ -242,6 +257,9 @@ class Trainer:
                     return "nan"
                 sums["loss"] += g_loss / self.dist.world
                 sums["n"] += 1
+                if adv:  # D's loss (mean of the epoch) and k_t (its latest value)
+                    sums["d_loss"] = sums.get("d_loss", 0.0) + adv[0] / self.dist.world
+                    sums["k_t"] = adv[1] / self.dist.world
                 if g_acc_n:
                     sums["acc"] += g_acc / g_acc_n
                     sums["acc_n"] += 1
@@ -272,6 +290,9 @@ class Trainer:
                "acc": sums["acc"] / sums["acc_n"] if sums["acc_n"] else float("nan"),
                "lr": lr, "seconds": seconds,
                "img_per_s": sums["n"] * opts.batch_size * self.dist.world / max(seconds, 1e-9)}
+        if self.adv is not None:
+            row["d_loss"] = sums.get("d_loss", float("nan")) / max(1, sums["n"])
+            row["k_t"] = sums.get("k_t", float(self.adv.k_t.item()))
         self._train_row = row
         return None
 
@@ -362,6 +383,7 @@ class Trainer:
             "best_acc": self.best_acc, "best_epoch": self.best_epoch,
             "precision": self.runtime.precision,
             "partial": dict(self.sums) if iteration else None,
+            "adversarial": self.adv.state() if self.adv is not None else None,
         })
         state = exp.state()
         rel = str(path.relative_to(exp.path))
