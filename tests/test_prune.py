@@ -170,6 +170,8 @@ def test_prune_makes_a_branch_that_reloads_evaluates_and_fine_tunes(hgx):
     loaded = load_any_checkpoint(new / json.loads((new / "state.json").read_text())
                                  ["last_snapshot"])
     assert loaded.arch["block_widths"] == opts.block_widths and loaded.arch["mid"] is None
+    torch.save(child["model"], new.parent / "bare.pt")  # a bare state dict: shapes alone
+    assert load_any_checkpoint(new.parent / "bare.pt").arch["block_widths"] == opts.block_widths
     # the right-after-pruning validation is NEW's first valid.log row, at the branch epoch
     rows = read_tsv(new / "valid.log")
     assert [r["epoch"] for r in rows] == [lin["epoch"]]
