@@ -127,6 +127,13 @@ def test_amount_0_is_the_parent_exactly(hgx):
         assert torch.equal(models[0](x), models[1](x))
     lineage = yaml.safe_load((hgx.root / "b" / "experiment.yaml").read_text())["parent"]
     assert lineage["pruning"]["valid_before"]["loss"] == lineage["pruning"]["valid_after"]["loss"]
+    assert lineage["pruning"]["optimizer"] == "cut from the parent's"
+    assert child["optimizer"]["state"]  # the parent's optimizer state goes on
+    # --fresh-optimizer: the weights alone, as the reference's main_finetune.py
+    assert hgx("prune", "a", "f", "--amount", "0.5", "--fresh-optimizer")[0] == 0
+    assert snapshot(hgx.root / "f")["optimizer"] is None
+    code, out = hgx("continue", "f", "--epochs", "2")
+    assert code == 0, out
 
 
 def test_prune_makes_a_branch_that_reloads_evaluates_and_fine_tunes(hgx):

@@ -25,6 +25,9 @@ def prune_cmd(
     from_: str = typer.Option("last", "--from", help="OLD's snapshot: best, last or an "
                               "epoch number."),
     levels: Optional[str] = typer.Option(None, "--levels", help=LEVELS_HELP),
+    fresh_optimizer: bool = typer.Option(False, "--fresh-optimizer", help="Fine-tune with a "
+                                         "fresh optimizer (default: OLD's optimizer state, "
+                                         "cut like the weights)."),
     scan: bool = typer.Option(False, "--scan", help="Sensitivity table instead: validation "
                               "after pruning each group alone at each --amounts (writes "
                               "nothing into OLD)."),
@@ -42,6 +45,8 @@ def prune_cmd(
     if scan:
         if new is not None or amount is not None:
             raise UsageError("--scan takes OLD alone and --amounts (not NEW or --amount)")
+        if fresh_optimizer:
+            raise UsageError("--fresh-optimizer belongs to a pruned branch, not --scan")
         from hgx.workflow import scan as sensitivity
 
         result = sensitivity.scan(old, _amounts(amounts), criterion, from_, levels, out,
@@ -59,7 +64,8 @@ def prune_cmd(
         raise UsageError("--amounts, --out and --json belong to --scan")
     from hgx.workflow.prune import prune
 
-    _report(prune(old, new, amount, criterion, from_, levels, exp_dir))
+    _report(prune(old, new, amount, criterion, from_, levels, exp_dir,
+                  fresh_optimizer=fresh_optimizer))
 
 
 def _amounts(text: Optional[str]) -> list[float]:

@@ -122,17 +122,18 @@ class Source:
 
 def prune(old: str, new_name: str, amount, criterion: str = "l1", which: str = "last",
           levels=None, exp_dir=None, log: Callable = print, interactive=None,
-          argv=None) -> RunResult:
+          argv=None, fresh_optimizer: bool = False) -> RunResult:
     with signals_abort_setup():
         try:
             return _prune(old, new_name, amount, criterion, which, levels, exp_dir, log,
-                          interactive, argv)
+                          interactive, argv, fresh_optimizer)
         except Interrupted as stop:
             return RunResult(new_name, EXIT_SIGNAL.get(stop.signum, 130),
                              f"{new_name}: interrupted while pruning; nothing kept")
 
 
-def _prune(old, new_name, amount, criterion, which, levels, exp_dir, log, interactive, argv):
+def _prune(old, new_name, amount, criterion, which, levels, exp_dir, log, interactive, argv,
+           fresh_optimizer):
     from hgx import checkpoint
     from hgx.engine.state import start_from_snapshot
     from hgx.models import cost
@@ -155,13 +156,18 @@ def _prune(old, new_name, amount, criterion, which, levels, exp_dir, log, intera
     plan = surgery.plan(sd, opts.stacks, opts.depth, opts.modules, criterion, amount, groups)
     pruned = surgery.apply(sd, plan)
     new_opts = src.opts_with(plan.after)
-    optimizer = surgery.apply_optimizer(src.data.get("optimizer"), names, plan)
+    # kept, cut like the weights (a fresh RMSprop's first steps are ~10x the lr, its square
+    # averages starting at 0); --fresh-optimizer as the reference fine-tunes
+    # (rethinking-network-pruning cifar/l1-norm-pruning/main_finetune.py:100-108)
+    optimizer = None if fresh_optimizer else \
+        surgery.apply_optimizer(src.data.get("optimizer"), names, plan)
     before, after = cost(opts, src.joints), cost(new_opts, src.joints)
     log(f"validating {parent.name} ({src.path.name}) before and after pruning...")
     valid_before, valid_after = src.validate(sd), src.validate(pruned, new_opts)
     start = start_from_snapshot(src.data)
     record = {
         "criterion": criterion, "amount": amount, "scope": plan.scope, "levels": groups,
+        "optimizer": "fresh" if fresh_optimizer else "cut from the parent's",
         "inner_channels": [sum(plan.before), sum(plan.after)],
         "parameters": [before["parameters"], after["parameters"]],
         "flops_per_image": [before["flops_per_image"], after["flops_per_image"]],
