@@ -75,6 +75,14 @@ def git_commit() -> str | None:
     return out.stdout.strip() + ("-dirty" if dirty else "")
 
 
+class _ListsOnOneLine(hopts.yaml.SafeDumper):
+    """YAML with each list of numbers on one line (a pruned branch's widths, per block)."""
+
+
+_ListsOnOneLine.add_representer(list, lambda d, v: d.represent_sequence(
+    "tag:yaml.org,2002:seq", v, flow_style=True))
+
+
 # -- the experiment -----------------------------------------------------------------------------
 @dataclass
 class Experiment:
@@ -135,9 +143,9 @@ class Experiment:
         (tmp / "snapshots").mkdir(parents=True)
         exp = cls(tmp)
         atomic_write(exp.options_file, hopts.dump_yaml(opts))
-        atomic_write(tmp / "experiment.yaml", hopts.yaml.safe_dump(
+        atomic_write(tmp / "experiment.yaml", hopts.yaml.dump(
             {"name": name, "created": now(), "hgx_version": __version__, "parent": parent},
-            sort_keys=False))
+            Dumper=_ListsOnOneLine, sort_keys=False, width=100))
         atomic_write(exp.train_log, format_tsv(TRAIN_COLUMNS, []))
         atomic_write(exp.valid_log, format_tsv(VALID_COLUMNS, []))
         exp.write_state({"epochs_done": 0, "iteration": 0, "global_step": 0,

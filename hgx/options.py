@@ -76,6 +76,10 @@ SCHEMA: tuple[Option, ...] = (
       min=0, arch=True),
     O("stem", str, "original", "Stem: pose-hg-train's original, or bearpaw (pytorch-pose).",
       "model", choices=("original", "bearpaw"), arch=True),
+    O("block_widths", list, [], "Inner widths of every residual block, two per block (conv1's "
+      "and conv2's filters) in block order (stem, each stack's hourglass outside in, the "
+      "heads' blocks; `hgx show` names them); empty = every block unpruned. Written by `hgx "
+      "prune`.", "model", item=int, min=1, arch=True),
     # -- optimisation -------------------------------------------------------------------------
     O("epochs", int, 100, "TOTAL number of epochs of the experiment.", "train", min=1),
     O("train_iters", int, 8000, "Training iterations per epoch (0 = whole split).", "train",
@@ -192,9 +196,13 @@ def coerce(name: str, value: Any, source: str = "") -> Any:
         if not isinstance(items, (list, tuple)):
             raise bad(f"a list of {opt.item.__name__}s")
         try:
-            return [_scalar(opt.item, v) for v in items]
+            out = [_scalar(opt.item, v) for v in items]
         except (TypeError, ValueError):
             raise bad(f"a list of {opt.item.__name__}s") from None
+        low = next((v for v in out if opt.min is not None and v < opt.min), None)
+        if low is not None:
+            raise UsageError(f"{label}{where}: {low} is below the minimum {opt.min:g}")
+        return out
     try:
         out = _scalar(opt.type, value)
     except (TypeError, ValueError):
@@ -324,6 +332,8 @@ def dump_yaml(values: dict) -> str:
         if opt.group != group:
             group = opt.group
             lines.append(f"# {group}")
+        # one line per option; a long list (a pruned network's widths) wraps at 100 columns
+        width = 100 if isinstance(values[opt.name], list) else 1000
         lines.append(yaml.safe_dump({opt.name: values[opt.name]}, default_flow_style=True,
-                                    width=1000).strip().removeprefix("{").removesuffix("}"))
+                                    width=width).strip().removeprefix("{").removesuffix("}"))
     return "\n".join(lines) + "\n"

@@ -85,3 +85,14 @@ def test_bench_predict(bench, tmp_path, capsys):
         for path in ("end_to_end", "network"):
             assert v[path]["img_per_s"] > 0 and v[path]["ratio_vs_plain"] > 0
     assert r["variants"]["flip+2scale"]["forward_passes_per_img"] == 4
+
+
+def test_bench_prune(bench, tmp_path, capsys):
+    r = run(bench("bench_prune"), ["--stacks", "1", "--features", "8", "--depth", "1",
+                                   "--res", "32", "--batch", "2", "--iters", "1",
+                                   "--repeats", "2"], tmp_path, capsys)
+    assert r["new"]["parameters"] < r["old"]["parameters"]
+    assert r["new"]["flops_per_image"] < r["old"]["flops_per_image"]
+    assert 0 < r["ratio_parameters"] < 1 and 0 < r["ratio_flops"] < 1
+    assert r["ratio_img_per_s"] > 0 and len(r["old"]["img_per_s_runs"]) == 2
+    assert r["old"]["block_widths"] == [] and r["new"]["block_widths"]

@@ -283,6 +283,20 @@ CASES = [
     (["continue", "a", "--epochs", "2"], _damaged_meta, 1, "a is damaged"),
     (["continue", "a", "--epochs", "2"], _junk_snapshots, 1, "no snapshot can be loaded"),
     (["branch", "a", "b", "--input-res", "128"], None, 2, "--output-res 16"),
+    (["new", "b", *TINY, "--block-widths", "4", "4"], None, 2, "--block-widths has 2 values"),
+    (["new", "b", *TINY, "--block-widths", "0"], None, 2, "--block-widths: 0 is below"),
+    (["prune", "ghost", "b", "--amount", "0.5"], None, 1, "no experiment 'ghost'"),
+    (["prune", "a", "b", "--amount", "1.5"], None, 2, "--amount 1.5: expected the fraction"),
+    (["prune", "a", "b", "--amount", "half"], None, 2, "--amount"),
+    (["prune", "a", "b"], None, 2, "--amount: give the fraction"),
+    (["prune", "a", "a", "--amount", "0.5"], None, 1, "already exists"),
+    (["prune", "a", "b", "--amount", "0.5", "--criterion", "l2"], None, 2, "--criterion l2"),
+    (["prune", "a", "b", "--amount", "0.5", "--levels", "7"], None, 2, "--levels 7"),
+    (["prune", "a", "b", "--amount", "0.5", "--from", "9"], None, 1, "no snapshot of epoch 9"),
+    (["prune", "a", "b", "--amount", "0.5"], _junk_snapshots, 1, "no snapshot can be loaded"),
+    (["prune", "a", "b", "--amount", "0.5"], _damaged_meta, 1, "a is damaged"),
+    (["prune", "a", "--scan", "--out", "exp/a/scan.png"], None, 2, "inside the experiment"),
+    (["prune", "a", "--scan", "--amounts", "2"], None, 2, "--amounts: expected fractions"),
 ]
 
 

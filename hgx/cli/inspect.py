@@ -64,15 +64,26 @@ def show_cmd(name: str, exp_dir: Optional[str] = ExpDir,
         return
     console.print(f"[bold]{info['name']}[/]  {info['path']}")
     parent = info["lineage"]
-    if parent:
+    if parent and not info["pruning"]:
         console.print(f"branched from {parent['name']} at epoch {parent['epoch']}")
     best = f"{info['best_acc']:.3f} at epoch {info['best_epoch']}" if info["best_acc"] else "-"
     console.print(f"status {info['status']}, {info['epochs_done']}/{info['epochs']} epochs, "
                   f"best valid acc {best}")
     console.print(f"last snapshot {info['last_snapshot'] or '-'}\nbest snapshot "
                   f"{info['best_snapshot'] or '-'}")
+    if info["pruning"]:
+        from hgx.workflow.prune import summary
+
+        console.print(summary(info["name"], info["lineage"]), markup=False, highlight=False)
+    if info["model"]:
+        m = info["model"]
+        console.print(f"model: {m['parameters']:,} parameters, "
+                      f"{m['flops_per_image'] / 1e9:.3f} GFLOPs per image")
     defaults = hopts.defaults()
     changed = {k: v for k, v in info["options"].items() if defaults.get(k) != v}
+    if changed.get("block_widths"):
+        w = changed["block_widths"]
+        changed["block_widths"] = f"<{len(w) // 2} blocks, {min(w)}..{max(w)} channels>"
     console.print("options (not default): " + (", ".join(f"{k}={v}" for k, v in changed.items())
                                                or "all default"))
     if info["valid_log"]:

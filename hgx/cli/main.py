@@ -11,7 +11,9 @@ from hgx.cli.app import _err, app
 from hgx.errors import HgxError
 
 # -- entry point --------------------------------------------------------------------------------
-LIST_FLAGS = {o.flag for o in hopts.SCHEMA if o.type is list} | {"--scales"}
+LIST_FLAGS = {o.flag for o in hopts.SCHEMA if o.type is list} | {"--scales", "--amounts"}
+# flags whose several values are words: `hgx prune --levels stem 1 2`
+WORD_FLAGS = {"--levels": lambda v: v.isdigit() or v.lower() in ("stem", "heads", "hg", "all")}
 
 
 # The hourglass-pruning fork's names for the residual block's widths: inner (N), outer (M).
@@ -19,13 +21,15 @@ ALIASES = {"--N": "--mid", "--M": "--features"}
 
 
 def _join_list_flags(argv: list[str]) -> list[str]:
-    """`--schedule 60 90` -> `--schedule "60 90"` (click options take one value); aliases."""
+    """`--schedule 60 90` -> `--schedule "60 90"` (click options take one value), `--levels
+    stem 1` too; aliases."""
     out, i = [], 0
     while i < len(argv):
         out.append(ALIASES.get(argv[i], argv[i]))
-        if argv[i] in LIST_FLAGS:
+        if argv[i] in LIST_FLAGS or argv[i] in WORD_FLAGS:
+            takes = WORD_FLAGS.get(argv[i], _is_number)
             values = []
-            while i + 1 < len(argv) and _is_number(argv[i + 1]):
+            while i + 1 < len(argv) and takes(argv[i + 1]):
                 values.append(argv[i + 1])
                 i += 1
             if values:

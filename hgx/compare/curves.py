@@ -24,6 +24,7 @@ class Curve:
     ancestry_y: np.ndarray
     fork: tuple[float, float] | None   # (epoch, value) where it leaves its parent
     raw_y: np.ndarray | None = None    # unsmoothed y when smoothing
+    pruned: tuple[float, float] | None = None  # a pruned branch's value before fine-tuning
 
 
 def smooth(y: np.ndarray, window: int) -> np.ndarray:
@@ -54,10 +55,16 @@ def curves(runs: list[Run], metric: str, ancestry: bool = False, smooth_window: 
         x, y = run.series(metric)
         fork = None
         chain = lineage.chain(run) if run.branch_epoch is not None else []
+        pruned = None
         if chain:
             parent, epoch = chain[0]
             value = parent.value_at(metric, epoch)
-            if value is not None and not (len(x) and x[0] <= epoch):
+            # A pruned branch (`hgx prune`) logs its own validation at the branch epoch, right
+            # after pruning: the line then drops at the fork before fine-tuning climbs back.
+            if len(x) and x[0] == epoch and (run.parent or {}).get("pruning"):
+                pruned = (epoch, float(y[0]))
+            if value is not None and not (len(x) and x[0] < epoch) and \
+                    (pruned is not None or not (len(x) and x[0] == epoch)):
                 fork = (epoch, value)
                 x, y = np.concatenate([[epoch], x]), np.concatenate([[value], y])
         ax_, ay_ = np.empty(0), np.empty(0)
@@ -87,7 +94,9 @@ def curves(runs: list[Run], metric: str, ancestry: bool = False, smooth_window: 
                 y = smooth(y, smooth_window)
             if fork:
                 fork = (fork[0], float(y[0]))
-        out[run.label] = Curve(x, y, ax_, ay_, fork, raw)
+            if pruned:
+                pruned = (pruned[0], float(y[1 if fork else 0]))
+        out[run.label] = Curve(x, y, ax_, ay_, fork, raw, pruned)
     if last and last > 0:
         ends = [c.x[-1] for c in out.values() if len(c.x)]
         if ends:
@@ -101,6 +110,8 @@ def curves(runs: list[Run], metric: str, ancestry: bool = False, smooth_window: 
                 c.ancestry_x, c.ancestry_y = c.ancestry_x[akeep], c.ancestry_y[akeep]
                 if c.fork and c.fork[0] < lo:
                     c.fork = None
+                if c.pruned and c.pruned[0] < lo:
+                    c.pruned = None
     return out
 
 

@@ -5,7 +5,9 @@ experiment, atomically.
 
 How a run is drawn, in its colour:
   * its own epochs: a solid line (dots when it has few epochs), starting at the fork point
-    (the parent's value at the epoch it branched from, a white dot) for a branch;
+    (the parent's value at the epoch it branched from, a white dot) for a branch; a pruned
+    branch (`hgx prune`) drops from there, at the same epoch, to its validation right after
+    pruning (a white triangle), then fine-tuning goes on from it;
   * ``ancestry``: the parents' history up to the fork, dashed and lighter, so two branches
     of one parent read as two forks of one line;
   * ``smooth``: the raw values faint behind the smoothed line.
@@ -77,6 +79,8 @@ def compare_figure(runs: list["Run"], metrics: list[str], ancestry: bool = False
     notes = []
     if any(c.fork is not None for c in drawn):
         notes.append("○ branch point: the parent's value at the epoch it branched from")
+    if any(c.pruned is not None for c in drawn):
+        notes.append("▽ a pruned branch right after `hgx prune`, before fine-tuning")
     if any(len(c.ancestry_x) for c in drawn):
         notes.append("dashed: the parents' history (--ancestry)")
     if smooth_window > 1:
@@ -117,6 +121,10 @@ def compare_figure(runs: list["Run"], metrics: list[str], ancestry: bool = False
                 ax.plot([c.fork[0]], [c.fork[1]], marker="o", markersize=5.5,
                         markerfacecolor="white", markeredgecolor=color, markeredgewidth=1.4,
                         linestyle="none", label="_fork", zorder=3)
+            if c.pruned is not None:
+                ax.plot([c.pruned[0]], [c.pruned[1]], marker="v", markersize=6.5,
+                        markerfacecolor="white", markeredgecolor=color, markeredgewidth=1.4,
+                        linestyle="none", label="_pruned", zorder=3)
             for arr in (c.y, c.ancestry_y):
                 finite = arr[np.isfinite(arr)]
                 if len(finite) and finite.min() <= 0:

@@ -32,6 +32,13 @@ def _fmt_value(v) -> str:
     return str(v) if v != "" else '""'
 
 
+def _fmt_option(key: str, v) -> str:
+    """A value for the table; a pruned network's widths (two per block) as their total."""
+    if key == "block_widths" and isinstance(v, list):
+        return f"{sum(v)} inner ch. in {len(v) // 2} blocks" if v else "unpruned"
+    return _fmt_value(v)
+
+
 def table_data(runs: list[Run], metrics: list[str] | None = None) -> dict:
     """The comparison table as plain data (``--json`` prints it; ``render_table`` draws it)."""
     metrics = list(metrics or DEFAULT_METRICS)
@@ -106,7 +113,7 @@ def render_table(data: dict, title: str | None = None):
             v = row["last"].get(m)
             cells.append("-" if v is None else (f"{v:.1f}" if m == "valid_pckh" else
                                                 f"{v:.3f}" if m.endswith("acc") else f"{v:.4g}"))
-        values = ["-" if row["kind"] != "hgx" else escape(_fmt_value(row["options"][k]))
+        values = ["-" if row["kind"] != "hgx" else escape(_fmt_option(k, row["options"][k]))
                   for k in options]
         if packed:
             cells.append("-" if row["kind"] != "hgx" else

@@ -11,13 +11,10 @@ import signal
 import time
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 
 from hgx import checkpoint
 from hgx.data import labels, open_split
-from hgx.data import transforms as T
 from hgx.data.batch import to_device as batch_to_device
 from hgx.data.dataset import EpochSampler
 from hgx.data.loader import keep_big_blocks, make_loader
@@ -25,7 +22,7 @@ from hgx.engine.device import loader_workers, setup_runtime
 from hgx.engine.distributed import from_env
 from hgx.engine.progress import Progress
 from hgx.engine.state import StartState, rng_state, seed_everything, set_rng_state
-from hgx.eval.score import validation_pck
+from hgx.engine.validate import heatmap_loss, valid_chunk, validate
 from hgx.experiment import Experiment
 from hgx.models import build_model
 
@@ -63,9 +60,6 @@ def lr_at(opts, epoch: int) -> float:
     return opts.lr * opts.gamma ** sum(1 for m in opts.schedule if m < epoch)
 
 
-def heatmap_loss(outputs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """MSE on every stack's heatmaps, summed over stacks (intermediate supervision), in fp32."""
-    return sum(F.mse_loss(o.float(), target) for o in outputs)
 
 
 
@@ -296,52 +290,10 @@ class Trainer:
         self._train_row = row
         return None
 
-    @torch.no_grad()
     def validate(self, epoch: int) -> dict:
-        """pose-hg-train's validation (src/train.lua:44-73): the loss of the plain output, then
-        the output averaged with the mirrored image's (``--valid-flip``) for the accuracy and
-        the predictions; the loss and the accuracy averaged per batch of --valid-batch-size,
-        then over batches. Several such batches go through the network at once."""
-        from hgx.engine.predict import flip_back
-
-        model, opts = self.module, self.opts
-        model.eval()
-        self.valid_sampler.set_epoch(epoch)
-        start = time.time()
-        group = opts.valid_batch_size
-        losses, accs = [], []
-        rows, preds = [], []
-        flip_index = self.skeleton.flip_index()
-        bar = self.progress.start("  valid", self.valid_sampler.iterations(), 0)
-        done = 0
-        for batch in self.valid_loader:
-            images, heatmaps = self.to_device(batch)
-            with self.runtime.autocast():
-                outputs = model(images)
-                mirrored = model(images.flip(-1))[-1] if opts.valid_flip else None
-            out = outputs[-1].float()
-            if mirrored is not None:
-                out = (out + flip_back(mirrored.float(), flip_index)) / 2
-            for a in range(0, len(images), group):
-                b = slice(a, a + group)
-                losses.append(heatmap_loss([o[b] for o in outputs], heatmaps[b]))
-                accs.append(labels.heatmap_accuracy(out[b], heatmaps[b],
-                                                    self.skeleton.acc_joints))
-            coords = labels.decode(out)[0].cpu().numpy().astype(np.float64)
-            preds.append(np.stack([T.apply(m, c) for m, c in
-                                   zip(batch.meta["hm_to_image"], coords)]))
-            rows.append(batch.meta["row"])
-            done += -(-len(images) // group)
-            bar.update(done)
-        bar.finish()
-        loss = torch.stack(losses).double().mean().item() if losses else float("nan")
-        acc = torch.stack(accs) if accs else torch.zeros(0, dtype=torch.float64)
-        acc = acc[torch.isfinite(acc)]
-        pckh = validation_pck(np.concatenate(preds), self.valid_set.annot, np.concatenate(rows),
-                              self.skeleton)
-        return {"epoch": epoch, "loss": loss,
-                "acc": acc.mean().item() if len(acc) else float("nan"), "pckh": pckh,
-                "seconds": time.time() - start}
+        """pose-hg-train's validation of this epoch (``hgx.engine.validate``)."""
+        return validate(self.module, self.opts, self.runtime, self.valid_set,
+                        self.valid_loader, self.valid_sampler, epoch, self.progress)
 
     # -- bookkeeping ----------------------------------------------------------------------------
     def end_of_epoch(self, epoch: int, valid: dict) -> None:
@@ -415,11 +367,6 @@ class Trainer:
                 p.unlink(missing_ok=True)
 
 
-def valid_chunk(opts) -> int:
-    """Samples per validation forward pass: whole --valid-batch-size batches, about as many
-    samples as a training batch."""
-    group = opts.valid_batch_size
-    return group * max(1, opts.batch_size // group)
 
 
 

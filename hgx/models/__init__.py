@@ -1,6 +1,6 @@
 """Model construction from options."""
-from hgx.errors import UsageError
-from hgx.models.hourglass import StackedHourglass, count_parameters
+from hgx.errors import HgxError, UsageError
+from hgx.models.hourglass import StackedHourglass, block_names, count_parameters
 
 
 def check_resolution(opts) -> None:
@@ -20,11 +20,59 @@ def check_resolution(opts) -> None:
                          f"--output-res {opts.input_res // 4}")
 
 
+def check_block_widths(opts, error=UsageError) -> None:
+    """--block-widths has two values per residual block of the architecture, or none."""
+    widths = list(getattr(opts, "block_widths", None) or [])
+    if not widths:
+        return
+    blocks = len(block_names(opts.stacks, opts.depth, opts.modules))
+    if len(widths) != 2 * blocks:
+        raise error(f"--block-widths has {len(widths)} values, but {opts.stacks} stacks of "
+                    f"depth {opts.depth} with {opts.modules} module(s) have {blocks} residual "
+                    f"blocks: give {2 * blocks} (conv1 and conv2 filters of each), or none for "
+                    "the unpruned network (`hgx prune` writes them)")
+
+
 def build_model(opts, joints: int) -> StackedHourglass:
     """The network an experiment's options describe, for a dataset of ``joints`` joints."""
+    check_block_widths(opts, HgxError)
     return StackedHourglass(stacks=opts.stacks, features=opts.features, modules=opts.modules,
                             joints=joints, depth=opts.depth, mid=opts.mid or None,
-                            stem=opts.stem)
+                            stem=opts.stem, block_widths=list(opts.block_widths) or None)
 
 
-__all__ = ["StackedHourglass", "build_model", "check_resolution", "count_parameters"]
+def block_widths_of(model) -> list[int]:
+    """A network's inner widths in the form of the ``block_widths`` option (two per block)."""
+    from hgx.models.hourglass import Residual
+
+    return [w for m in model.modules() if isinstance(m, Residual) for w in m.widths]
+
+
+def unpruned_widths(opts, joints: int = 16) -> list[int]:
+    """The inner widths of the architecture's unpruned network (``block_widths`` empty)."""
+    import dataclasses
+
+    import torch
+
+    with torch.device("meta"):
+        return block_widths_of(build_model(dataclasses.replace(opts, block_widths=[]), joints))
+
+
+def cost(opts, joints: int) -> dict:
+    """Trainable parameters and FLOPs of one image's forward pass (``torch.utils.flop_counter``
+    on the meta device: 2 per multiply-add of the convolutions; BatchNorm, ReLU, pooling,
+    upsampling and the sums are not counted)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.device("meta"):
+        model = build_model(opts, joints).eval()
+        x = torch.empty(1, 3, opts.input_res, opts.input_res)
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(x)
+    return {"parameters": count_parameters(model), "flops_per_image": counter.get_total_flops()}
+
+
+__all__ = ["StackedHourglass", "block_names", "block_widths_of", "build_model",
+           "check_block_widths", "check_resolution", "cost", "count_parameters",
+           "unpruned_widths"]

@@ -17,7 +17,7 @@ PRINCETON = "pytorch_stacked_hourglass"
 BEARPAW = "pytorch-pose"
 
 BN_TENSORS = ("weight", "bias", "running_mean", "running_var")
-ARCH_KEYS = ("stacks", "features", "modules", "joints", "depth", "mid", "stem")
+ARCH_KEYS = ("stacks", "features", "modules", "joints", "depth", "mid", "stem", "block_widths")
 
 # --------------------------------------------------------------------------------------------
 # Key translation
@@ -202,8 +202,31 @@ def infer_hgx_arch(sd: Mapping[str, torch.Tensor], path: Any = "checkpoint") -> 
     else:
         raise HgxError(f"{path}: unknown stem (widths {c0}/{c3}/{c5} for {features} features); "
                        "hgx knows the 'original' and 'bearpaw' stems only")
-    return dict(stacks=stacks, features=features, modules=modules, joints=joints, depth=depth,
+    arch = dict(stacks=stacks, features=features, modules=modules, joints=joints, depth=depth,
                 mid=None if mid == features // 2 else mid, stem=stem)
+    widths = _block_widths(sd, stacks, depth, modules, mid, features, stem, path)
+    if widths is not None:  # a pruned network (`hgx prune`)
+        arch["block_widths"] = widths
+    return arch
+
+
+def _block_widths(sd, stacks, depth, modules, mid, features, stem, path) -> list[int] | None:
+    """The inner widths of every residual block (a pruned network, ``hgx prune``), or None
+    when each block has the width the other architecture numbers imply."""
+    from hgx.models.hourglass import block_names
+
+    widths, default = [], []
+    stem_mids = {"original": (64, 64, features // 2),
+                 "bearpaw": (features // 4, features // 2, features // 2)}[stem]
+    for i, (name, group) in enumerate(block_names(stacks, depth, modules)):
+        try:
+            widths += [sd[f"{name}.conv1.weight"].shape[0], sd[f"{name}.conv2.weight"].shape[0]]
+        except KeyError as err:
+            raise HgxError(f"{path}: hgx state dict lacks the tensor {err}; the checkpoint is "
+                           "incomplete, take an earlier snapshot") from None
+        w = stem_mids[i] if group == "stem" else mid
+        default += [w, w]
+    return None if widths == default else widths
 
 
 def _hgx(sd: Mapping[str, torch.Tensor], path: Path):

@@ -294,13 +294,20 @@ def with_arch(values: dict, arch: Mapping[str, Any], keep=()) -> dict:
     architecture option not in ``keep`` (those the user typed)."""
     out = dict(values)
     for key in ARCH_KEYS:
-        if key != "joints" and key not in keep and key in arch:
+        if key == "block_widths" and key not in keep:  # absent: every block unpruned
+            out[key] = list(arch.get(key) or [])
+        elif key != "joints" and key not in keep and key in arch:
             out[key] = 0 if arch[key] is None else arch[key]
     return out
 
 
 def _arch_text(arch: Mapping[str, Any]) -> str:
-    return " ".join(f"{k}={arch.get(k)}" for k in ARCH_KEYS)
+    def text(k):
+        v = arch.get(k)
+        return f"pruned ({len(v) // 2} blocks)" if k == "block_widths" and v else str(v)
+
+    return " ".join(f"{k}={text(k)}" for k in ARCH_KEYS if k != "block_widths"
+                    or arch.get(k))
 
 
 # --------------------------------------------------------------------------------------------
@@ -325,6 +332,10 @@ def load_any_checkpoint(path: str | os.PathLike) -> LoadedModel:
                            f"(others start with '{prefix}'); it comes from a modified model")
         sd = {k[len(prefix):]: v for k, v in src.items()}
         mapper, arch = translate(sd, path)
+        stored = extra.get("options") if snapshot else None
+        if arch.get("block_widths") and isinstance(stored, dict) and \
+                isinstance(stored.get("mid"), int):
+            arch["mid"] = stored["mid"] or None  # pruned: the blocks' widths say the rest
         out = mapper.finish(prefix)
         _fill_num_batches_tracked(out)
         out = _validate(out, arch, path, source)

@@ -152,9 +152,10 @@ def _load_model(opts, typed: dict):
 def _check_run(opts) -> None:
     """Run options that cannot work here: refused before anything is written."""
     from hgx.engine.device import select_device
-    from hgx.models import check_resolution
+    from hgx.models import check_block_widths, check_resolution
 
     check_resolution(opts)
+    check_block_widths(opts)
     if opts.nproc * opts.nnodes == 1:
         select_device(opts.device)
     if opts.sync_bn and opts.nproc * opts.nnodes > 1:

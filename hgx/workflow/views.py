@@ -60,7 +60,22 @@ def show(name: str, exp_dir=None) -> dict:
     info["history"] = exp.history()
     info["train_log"] = read_tsv(exp.train_log)
     info["valid_log"] = read_tsv(exp.valid_log)
+    info["pruning"] = (info["lineage"] or {}).get("pruning")
+    info["model"] = model_cost(info["options"])
     return info
+
+
+def model_cost(values: dict) -> dict | None:
+    """Parameters and FLOPs per image of an experiment's network (None when its dataset,
+    which sets the number of joints, cannot be read here)."""
+    from hgx.data import skeleton_for
+    from hgx.models import cost
+
+    try:
+        opts = hopts.Options(**values)
+        return cost(opts, skeleton_for(opts, log=lambda *_: None).num_joints)
+    except (HgxError, OSError, TypeError, ValueError):  # unreadable data, damaged options
+        return None
 
 
 def diff(a: str, b: str, exp_dir=None) -> dict[str, tuple]:
