@@ -268,6 +268,17 @@ CASES = [
     (["continue", "a", "--epochs", "2"], _damaged_meta, 1, "a is damaged"),
     (["continue", "a", "--epochs", "2"], _junk_snapshots, 1, "no snapshot can be loaded"),
     (["branch", "a", "b", "--input-res", "128"], None, 2, "--output-res 16"),
+    (["new", "b", *TINY, "--arch", "hg-xx"], None, 2, "--arch: 'hg-xx' is not one of"),
+    (["new", "b", *TINY, "--arch", "hg-prm", "--cardinality", "0"], None, 2,
+     "--cardinality: 0 is below the minimum"),
+    (["new", "b", *TINY, "--arch", "hg-prm", "--cardinality", "four"], None, 2,
+     "--cardinality: expected an integer"),
+    (["new", "b", *TINY, "--arch", "hg-prm", "--base-width", "17"], None, 2,
+     "--base-width 17: a PRM of 16 output channels"),
+    (["new", "b", *TINY, "--arch", "hg-atten", "--stem", "bearpaw"], None, 2,
+     "--stem bearpaw: --arch hg-atten"),
+    (["continue", "a", "--arch", "hg-prm"], None, 2, "--arch cannot change on continue"),
+    (["branch", "a", "b", "--cardinality", "4"], None, 2, "--cardinality cannot change on"),
 ]
 
 
