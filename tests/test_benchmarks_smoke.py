@@ -85,3 +85,15 @@ def test_bench_predict(bench, tmp_path, capsys):
         for path in ("end_to_end", "network"):
             assert v[path]["img_per_s"] > 0 and v[path]["ratio_vs_plain"] > 0
     assert r["variants"]["flip+2scale"]["forward_passes_per_img"] == 4
+
+
+def test_bench_models(bench, tmp_path, capsys):
+    r = run(bench("bench_models"), ["--models", "mpii-prm2,mpii-sagan", "--features", "16",
+                                    "--depth", "2", "--res", "64", "--batch", "2",
+                                    "--repeats", "1", "--threads", "1"], tmp_path, capsys)
+    assert set(r["models"]) == {"mpii-prm2", "mpii-sagan"}
+    for m in r["models"].values():
+        assert m["baseline"] == "hg2" and m["loss_finite"]
+        assert m["params"] != m["baseline_params"]
+        assert m["gflops_per_img"] > 0 and m["flops_ratio_vs_hg"] > 0
+        assert m["img_per_s"] > 0 and m["ratio_vs_hg"] > 0

@@ -26,6 +26,7 @@ attention output grows with the map size (measured in tests/test_families.py).
 """
 from __future__ import annotations
 
+import contextlib
 from typing import Any, Mapping
 
 import torch
@@ -51,8 +52,11 @@ def _run_block(m: nn.ModuleDict, x: torch.Tensor) -> torch.Tensor:
 
 
 def _fp32(device: torch.device):
-    """No autocast inside: the attention products stay fp32."""
-    return torch.autocast(device.type, enabled=False)
+    """No autocast inside: the attention products stay fp32 (the meta device, where FLOPs are
+    counted, has no autocast)."""
+    if device.type in ("cpu", "cuda"):
+        return torch.autocast(device.type, enabled=False)
+    return contextlib.nullcontext()
 
 
 class SARMB(nn.Module):
