@@ -84,7 +84,9 @@ def initialise(model: nn.Module, scheme: str) -> nn.Module:
       conditions: w ~ N(0, 1 / (alpha^2 (C_i n_i + C_o n_o))) with alpha = 0.5 for ReLU,
       n_i = k*k*cin and n_o = k*k*cout, C_i / C_o the numbers of input / output branches of the
       layer (a conv's ``branches_in`` / ``branches_out``, 1 unless a PRM sets them). With one
-      branch each it is He et al.'s 2/n. Biases 0 (He et al.'s convention; the paper does not
+      branch each it is He et al.'s 2/n. (Read from a translation of the paper's Sec. 4.1 kept
+      in a public repository: Eq. 7-15 with alpha 0.5 for ReLU. The stored copies of the paper
+      itself hold only its first page.) Biases 0 (He et al.'s convention; the paper does not
       say); BatchNorm keeps scale 1, shift 0 (the paper does not say either). PyraNet's released
       code does not apply it: its initialiser (utils/weight-init.lua) is not in the repository
       (evalPyra.lua:20 has the require commented out); only the tag ``a.nBranchIn = C`` it
