@@ -67,6 +67,10 @@ SCHEMA: tuple[Option, ...] = (
     O("hm_sigma", float, 1.75, "Heatmap Gaussian sigma (heatmap px; 7x7 window).", "data",
       min=0.1),
     # -- model --------------------------------------------------------------------------------
+    O("arch", str, "hg", "Network family (their -netType names): hg (pose-hg-train's stacked "
+      "hourglass), hg-prm (PyraNet's pyramid residual modules, bearpaw/PyraNet "
+      "models/hg-prm.lua) or hg-atten (Hg-SAGAN's self-attention heads, idotc/Hg-SAGAN "
+      "models/hg-atten.lua).", "model", choices=("hg", "hg-prm", "hg-atten"), arch=True),
     O("stacks", int, 8, "Number of stacked hourglasses.", "model", min=1, max=16, arch=True),
     O("features", int, 256, "Channels in the hourglasses.", "model", min=4, arch=True),
     O("modules", int, 1, "Residual modules at each step.", "model", min=1, arch=True),
@@ -80,6 +84,16 @@ SCHEMA: tuple[Option, ...] = (
       "and conv2's filters) in block order (stem, each stack's hourglass outside in, the "
       "heads' blocks; `hgx show` names them); empty = every block unpruned. Written by `hgx "
       "prune`.", "model", item=int, min=1, arch=True),
+    O("base_width", int, 6, "hg-prm: a PRM's pyramid has floor(its output channels / this) "
+      "channels (PyraNet -baseWidth; its 2-stack script uses 9).", "model", min=1, arch=True),
+    O("cardinality", int, 30, "hg-prm: pyramid levels C of a PRM, subsampled by 2^(-c/C), "
+      "c = 1..C (PyraNet -cardinality; its 2-stack script uses 4).", "model", min=1, max=64,
+      arch=True),
+    O("init", str, "pytorch", "Initial weights of a new experiment: pytorch (PyTorch's "
+      "defaults: convolutions U(+-1/sqrt(fan-in)) as Torch7's, BatchNorm scale 1), torch7 (as "
+      "the Torch7 originals started: BatchNorm scale ~ U(0,1)) or multibranch (the PyraNet "
+      "paper's Eq. 15 for every convolution, Var = 1/(alpha^2 (C_i n_i + C_o n_o)), alpha 0.5).",
+      "model", choices=("pytorch", "torch7", "multibranch"), arch=True),
     # -- optimisation -------------------------------------------------------------------------
     O("epochs", int, 100, "TOTAL number of epochs of the experiment.", "train", min=1),
     O("train_iters", int, 8000, "Training iterations per epoch (0 = whole split).", "train",

@@ -79,12 +79,13 @@ def test_bench_predict(bench, tmp_path, capsys):
     r = run(bench("bench_predict"), ["--model", "1x8", "--depth", "1", "--res", "32",
                                      "--size", "160x120", "--people", "8", "--count", "2",
                                      "--batch", "2", "--repeats", "1"], tmp_path, capsys)
-    assert set(r["variants"]) == {"plain", "flip", "2scale", "flip+2scale"}
+    assert set(r["variants"]) == {"plain", "flip", "2scale", "flip+2scale", "pyranet"}
     for v in r["variants"].values():
         assert v["people"] == 2
         for path in ("end_to_end", "network"):
             assert v[path]["img_per_s"] > 0 and v[path]["ratio_vs_plain"] > 0
     assert r["variants"]["flip+2scale"]["forward_passes_per_img"] == 4
+    assert r["variants"]["pyranet"]["forward_passes_per_img"] == 12
 
 
 def test_bench_prune(bench, tmp_path, capsys):
@@ -96,3 +97,15 @@ def test_bench_prune(bench, tmp_path, capsys):
     assert 0 < r["ratio_parameters"] < 1 and 0 < r["ratio_flops"] < 1
     assert r["ratio_img_per_s"] > 0 and len(r["old"]["img_per_s_runs"]) == 2
     assert r["old"]["block_widths"] == [] and r["new"]["block_widths"]
+
+
+def test_bench_models(bench, tmp_path, capsys):
+    r = run(bench("bench_models"), ["--models", "mpii-prm2,mpii-sagan", "--features", "16",
+                                    "--depth", "2", "--res", "64", "--batch", "2",
+                                    "--repeats", "1", "--threads", "1"], tmp_path, capsys)
+    assert set(r["models"]) == {"mpii-prm2", "mpii-sagan"}
+    for m in r["models"].values():
+        assert m["baseline"] == "hg2" and m["loss_finite"]
+        assert m["params"] != m["baseline_params"]
+        assert m["gflops_per_img"] > 0 and m["flops_ratio_vs_hg"] > 0
+        assert m["img_per_s"] > 0 and m["ratio_vs_hg"] > 0

@@ -297,6 +297,17 @@ CASES = [
     (["prune", "a", "b", "--amount", "0.5"], _damaged_meta, 1, "a is damaged"),
     (["prune", "a", "--scan", "--out", "exp/a/scan.png"], None, 2, "inside the experiment"),
     (["prune", "a", "--scan", "--amounts", "2"], None, 2, "--amounts: expected fractions"),
+    (["new", "b", *TINY, "--arch", "hg-xx"], None, 2, "--arch: 'hg-xx' is not one of"),
+    (["new", "b", *TINY, "--arch", "hg-prm", "--cardinality", "0"], None, 2,
+     "--cardinality: 0 is below the minimum"),
+    (["new", "b", *TINY, "--arch", "hg-prm", "--cardinality", "four"], None, 2,
+     "--cardinality: expected an integer"),
+    (["new", "b", *TINY, "--arch", "hg-prm", "--base-width", "17"], None, 2,
+     "--base-width 17: a PRM of 16 output channels"),
+    (["new", "b", *TINY, "--arch", "hg-atten", "--stem", "bearpaw"], None, 2,
+     "--stem bearpaw: --arch hg-atten"),
+    (["continue", "a", "--arch", "hg-prm"], None, 2, "--arch cannot change on continue"),
+    (["branch", "a", "b", "--cardinality", "4"], None, 2, "--cardinality cannot change on"),
 ]
 
 

@@ -43,6 +43,22 @@ def test_two_process_gloo_run_is_one_experiment(hgx):
     assert [int(r["epoch"]) for r in read_tsv(d / "train.log")] == [1, 2, 3]
 
 
+def test_two_process_gloo_run_of_hg_prm(hgx):
+    """PyraNet's fractional max-pools draw their regions on every rank from the run's own
+    generator; rank 0's snapshot holds its state, and the run continues on one process."""
+    prm = ["--arch", "hg-prm", "--base-width", "4", "--cardinality", "2"]
+    code, out = hgx("new", "p", *TINY, *prm, "--epochs", "1", "--batch-size", "2", "--nproc", "2")
+    assert code == 0, out
+    d = hgx.root / "p"
+    state = json.loads((d / "state.json").read_text())
+    assert state["processes"] == 2 and state["finished"]
+    snap = torch.load(d / state["last_snapshot"], weights_only=True)
+    assert "stem.3.levels.0.weight" in snap["model"] and "cpu" in snap["rng"]["fmp"]
+    code, out = hgx("continue", "p", "--epochs", "2")
+    assert code == 0, out
+    assert [int(r["epoch"]) for r in read_tsv(d / "train.log")] == [1, 2]
+
+
 def test_sync_bn_on_cpu_is_refused_before_anything_is_written(hgx):
     code, out = hgx("new", "d", *TINY, "--nproc", "2", "--sync-bn", "--device", "cpu")
     assert code == 2 and "--sync-bn needs CUDA" in out

@@ -13,7 +13,7 @@ PRESETS = hopts.available_presets()
 
 def test_the_issue_presets_exist():
     assert {"mpii-hg8", "mpii-hg2", "mpii-hg8-adam", "mpii-hg8-bearpaw", "flic-hg8", "lsp-hg8",
-            "demo"} <= set(PRESETS)
+            "demo", "mpii-prm2", "mpii-prm8", "mpii-sagan"} <= set(PRESETS)
 
 
 @pytest.mark.parametrize("name", PRESETS)
@@ -25,6 +25,25 @@ def test_preset_is_a_commented_diff_from_defaults(name):
     defaults = hopts.defaults()
     same = [k for k, v in values.items() if defaults[k] == v and k != "dataset"]
     assert not same, f"{name} repeats defaults: {same}"
+
+
+@pytest.mark.parametrize("name,arch", [("mpii-prm2", "hg-prm"), ("mpii-prm8", "hg-prm"),
+                                       ("mpii-sagan", "hg-atten")])
+def test_family_presets_train_on_an_mpii_layout_directory(hgx, name, arch):
+    assert hgx("new", "warm", *TINY, "--epochs", "1")[0] == 0
+    from hgx.data.synth import synth_cache_dir
+
+    data = synth_cache_dir(0, (160, 120), 24, 8, 4)
+    code, out = hgx("new", "p", "--preset", name, *TINY, "--epochs", "1", "--data-dir",
+                    str(data), "--valid-batch-size", "4")
+    assert code == 0, out
+    opts = yaml.safe_load((hgx.root / "p" / "options.yaml").read_text())
+    assert (opts["dataset"], opts["arch"], opts["init"]) == ("mpii", arch, "torch7")
+    typed = {f[2:].replace("-", "_") for f in TINY if f.startswith("--")} | {"epochs",
+                                                                          "valid_batch_size"}
+    preset = hopts.load_preset(name)
+    assert {k: opts[k] for k in preset if k not in typed} == \
+        {k: v for k, v in preset.items() if k not in typed}
 
 
 def test_adam_preset_matches_pytorch_stacked_hourglass():

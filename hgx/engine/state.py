@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from hgx.models.prm import REGIONS
+
 
 @dataclass
 class StartState:
@@ -35,7 +37,8 @@ def rng_state() -> dict:
     state = {"python": random.getstate(),
              "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)),
                        "pos": int(pos), "has_gauss": int(has_gauss), "cached": float(cached)},
-             "torch": torch.get_rng_state()}
+             "torch": torch.get_rng_state(),
+             "fmp": REGIONS.state()}  # hg-prm's pooling regions (hgx.models.prm)
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -49,6 +52,7 @@ def set_rng_state(state: dict | None) -> None:
     np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"],
                          n["has_gauss"], n["cached"]))
     torch.set_rng_state(state["torch"])
+    REGIONS.set_state(state.get("fmp"))
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
 
@@ -57,6 +61,7 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+    REGIONS.seed(seed)
 
 
 def start_from_snapshot(data: dict) -> StartState:

@@ -17,7 +17,10 @@ PRINCETON = "pytorch_stacked_hourglass"
 BEARPAW = "pytorch-pose"
 
 BN_TENSORS = ("weight", "bias", "running_mean", "running_var")
-ARCH_KEYS = ("stacks", "features", "modules", "joints", "depth", "mid", "stem", "block_widths")
+# the architecture options a checkpoint fixes; "arch" (the family) is absent for hg,
+# base_width/cardinality are present for hg-prm only, block_widths for a pruned hg only
+ARCH_KEYS = ("arch", "stacks", "features", "modules", "joints", "depth", "mid", "stem",
+             "base_width", "cardinality", "block_widths")
 
 # --------------------------------------------------------------------------------------------
 # Key translation
@@ -179,8 +182,18 @@ def _bearpaw(sd: Mapping[str, torch.Tensor], path: Path):
 
 
 def infer_hgx_arch(sd: Mapping[str, torch.Tensor], path: Any = "checkpoint") -> dict[str, Any]:
-    """The ``StackedHourglass`` arguments a state dict with our keys was built with."""
+    """The architecture a state dict with our keys was built with: the ``StackedHourglass``
+    arguments, or those of hg-prm / hg-atten (with their family under ``arch``)."""
+    from hgx.models import attention, prm
+
     keys = set(sd)
+    for family in (prm, attention):
+        if family.MARKER in keys:
+            try:
+                return family.infer_arch(sd)
+            except KeyError as err:
+                raise HgxError(f"{path}: hgx state dict lacks the tensor {err}; the checkpoint "
+                               "is incomplete, take an earlier snapshot") from None
     try:
         stacks = _count(keys, "heads.{}.weight")
         joints, features = _shape(sd, "heads.0.weight")[:2]

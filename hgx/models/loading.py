@@ -4,7 +4,7 @@ the file, safely (weights only where possible), its container, the layout (``hou
 Three on-disk layouts are recognised from their state-dict keys, never from the file name:
 
 * ``hgx``: an hgx snapshot ``{"format": "hgx-snapshot", "model": state_dict, "options": {...}}``
-  or a bare :class:`~hgx.models.hourglass.StackedHourglass` state dict.
+  or a bare state dict of one of hgx's networks (hg, hg-prm, hg-atten: ``hgx.models``).
 * ``pytorch_stacked_hourglass`` (princeton-vl): ``checkpoint.pt`` =
   ``{"state_dict", "optimizer", "epoch"}``, keys prefixed ``model.module.``. Its ``Residual``
   always stores ``skip_layer.conv`` even when the channel count is unchanged; those weights are
@@ -36,7 +36,7 @@ import torch
 from torch import nn
 
 from hgx.errors import HgxError
-from hgx.models.hourglass import StackedHourglass
+from hgx.models import build_arch
 from hgx.models.hourglass_peers import (
     ARCH_KEYS,
     BEARPAW,
@@ -56,7 +56,7 @@ EXPECTED = ("expected an hgx snapshot, a pytorch_stacked_hourglass checkpoint.pt
 class LoadedModel:
     """A checkpoint translated to our model.
 
-    ``state_dict`` has exactly the keys of ``StackedHourglass(**arch)``; ``source`` names the layout
+    ``state_dict`` has exactly the keys of ``build_arch(arch)``; ``source`` names the layout
     it was read from; ``extra`` holds the small metadata stored next to the weights (epoch,
     best_acc, arch name, hgx options...), never optimizer state. ``weights_only`` is False when the
     file held Python objects beyond tensors and had to be unpickled in full (known layouts only).
@@ -268,10 +268,10 @@ def _fill_num_batches_tracked(sd: dict[str, torch.Tensor]) -> None:
 
 
 def _validate(sd: dict[str, torch.Tensor], arch: dict[str, Any], path: Path, source: str):
-    """Every key and shape of ``StackedHourglass(**arch)`` is present, in its order."""
+    """Every key and shape of ``build_arch(arch)`` is present, in its order."""
     try:
         with torch.device("meta"):
-            expected = StackedHourglass(**arch).state_dict()
+            expected = build_arch(arch).state_dict()
     except Exception as err:  # noqa: BLE001
         raise HgxError(f"{path}: inferred architecture {arch} is not buildable ({err}); "
                        "the checkpoint is inconsistent") from None
@@ -293,6 +293,7 @@ def with_arch(values: dict, arch: Mapping[str, Any], keep=()) -> dict:
     """Option ``values`` with a checkpoint's architecture (``LoadedModel.arch``) for every
     architecture option not in ``keep`` (those the user typed)."""
     out = dict(values)
+    arch = {"arch": "hg", **arch}  # a dict without a family is a StackedHourglass's
     for key in ARCH_KEYS:
         if key == "block_widths" and key not in keep:  # absent: every block unpruned
             out[key] = list(arch.get(key) or [])
@@ -306,8 +307,8 @@ def _arch_text(arch: Mapping[str, Any]) -> str:
         v = arch.get(k)
         return f"pruned ({len(v) // 2} blocks)" if k == "block_widths" and v else str(v)
 
-    return " ".join(f"{k}={text(k)}" for k in ARCH_KEYS if k != "block_widths"
-                    or arch.get(k))
+    return " ".join(f"{k}={text(k)}" for k in ARCH_KEYS if k in arch
+                    and (k != "block_widths" or arch.get(k)))
 
 
 # --------------------------------------------------------------------------------------------
@@ -343,14 +344,14 @@ def load_any_checkpoint(path: str | os.PathLike) -> LoadedModel:
                            weights_only=weights_only)
     if snapshot:
         raise HgxError(f"{path} is an hgx snapshot whose weights do not have the keys of hgx's "
-                       "StackedHourglass; it is damaged, take an earlier snapshot")
+                       "networks; it is damaged, take an earlier snapshot")
     raise _not_a_checkpoint(path, f"unknown state-dict layout, first key '{keys[0]}'")
 
 
-def build_from_checkpoint(path: str | os.PathLike) -> tuple[StackedHourglass, LoadedModel]:
+def build_from_checkpoint(path: str | os.PathLike) -> tuple[nn.Module, LoadedModel]:
     """Our model with the checkpoint's architecture and weights (strict), in train mode."""
     loaded = load_any_checkpoint(path)
-    model = StackedHourglass(**loaded.arch)
+    model = build_arch(loaded.arch)
     try:
         model.load_state_dict(loaded.state_dict, strict=True)
     except RuntimeError as err:  # _validate should make this unreachable
