@@ -5,8 +5,9 @@
 Runs ``hgx.engine.predict.predict`` (crop, network, heatmaps -> image coordinates, data loading
 included) over the first ``--count`` people of the synthetic validation split (1280x720, hgx's
 default set, generated once and cached), with a randomly initialised HG2 of 256 features at 256 px
-(the speed does not depend on the weights), in hgx's runtime for the device: fp32 channels_last
-on CPU, bf16 autocast channels_last on CUDA (``hgx.engine.device.setup_runtime``).
+(the speed does not depend on the weights), in hgx's runtime for the device as ``--precision
+auto`` sets it: channels_last, bf16 autocast on CUDA and on CPUs with native bf16, fp32 on other
+CPUs (``hgx.engine.device.setup_runtime``; the table's header says which ran).
 
 Variants: ``plain`` (the baseline of every ratio), ``flip`` (the mirrored image too, averaged),
 ``2scale`` (scales 1 and ``--second-scale``), ``flip+2scale``, ``pyranet`` (PyraNet's test:

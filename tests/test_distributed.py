@@ -59,6 +59,28 @@ def test_two_process_gloo_run_of_hg_prm(hgx):
     assert [int(r["epoch"]) for r in read_tsv(d / "train.log")] == [1, 2]
 
 
+def test_two_process_gloo_adversarial_run_continues_on_one(hgx):
+    """Hg-SAGAN's game under torchrun: one discriminator step per global step (not per rank),
+    k_t agreed by the ranks, D's state in rank 0's snapshot, and a one-process continue."""
+    code, out = hgx("new", "a", *TINY, "--adversarial", "--init-kt", "0.5", "--epochs", "1",
+                    "--batch-size", "2", "--nproc", "2")
+    assert code == 0, out
+    d = hgx.root / "a"
+    state = json.loads((d / "state.json").read_text())
+    assert state["processes"] == 2 and state["finished"]
+    snap = torch.load(d / state["last_snapshot"], weights_only=True)
+    adv = snap["adversarial"]
+    assert adv["steps"] == 3 and 0.0 <= adv["k_t"] <= 1.0  # --train-iters 3 global steps
+    row, = read_tsv(d / "train.log")
+    # the log holds the ranks' mean k_t, the snapshot rank 0's: equal only if the ranks agree
+    assert adv["k_t"] != 0.5 and abs(row["k_t"] - adv["k_t"]) < 1e-6  # logged to 6 places
+    assert row["d_loss"] == row["d_loss"]  # logged, not nan
+    code, out = hgx("continue", "a", "--epochs", "2")
+    assert code == 0, out
+    snap2 = torch.load(d / "snapshots" / "epoch-0002.pt", weights_only=True)
+    assert snap2["adversarial"]["steps"] == 2 * adv["steps"]
+
+
 def test_sync_bn_on_cpu_is_refused_before_anything_is_written(hgx):
     code, out = hgx("new", "d", *TINY, "--nproc", "2", "--sync-bn", "--device", "cpu")
     assert code == 2 and "--sync-bn needs CUDA" in out

@@ -13,7 +13,15 @@ PRESETS = hopts.available_presets()
 
 def test_the_issue_presets_exist():
     assert {"mpii-hg8", "mpii-hg2", "mpii-hg8-adam", "mpii-hg8-bearpaw", "flic-hg8", "lsp-hg8",
-            "demo", "mpii-prm2", "mpii-prm8", "mpii-sagan"} <= set(PRESETS)
+            "demo", "mpii-prm2", "mpii-prm8", "mpii-sagan", "mpii-lsp-sagan"} <= set(PRESETS)
+
+
+def test_sagan_presets_train_adversarially_and_differ_only_in_data():
+    mpii, lsp = hopts.load_preset("mpii-sagan"), hopts.load_preset("mpii-lsp-sagan")
+    assert mpii["adversarial"] is True and mpii["arch"] == "hg-atten"
+    assert (mpii["dataset"], lsp["dataset"]) == ("mpii", "mpii-lsp")
+    assert {k: v for k, v in lsp.items() if k != "dataset"} == \
+        {k: v for k, v in mpii.items() if k != "dataset"}
 
 
 @pytest.mark.parametrize("name", PRESETS)

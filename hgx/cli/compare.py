@@ -25,7 +25,8 @@ def compare_cmd(
         metric: Optional[List[str]] = typer.Option(
             None, "--metric", "-m",
             help="Panels and table columns: train_loss, valid_loss, train_acc, valid_acc, "
-                 "valid_pckh (repeat or comma-separate; default the first four)."),
+                 "valid_pckh, train_d_loss, train_k_t (repeat or comma-separate; default the "
+                 "first four)."),
         last: int = typer.Option(0, "--last", min=0, metavar="K",
                                  help="Zoom on the last K epochs (0 = all)."),
         smooth: int = typer.Option(0, "--smooth", min=0, metavar="N",

@@ -89,11 +89,14 @@ def show_cmd(name: str, exp_dir: Optional[str] = ExpDir,
     if info["valid_log"]:
         table = Table("epoch", "train loss", "train acc", "valid loss", "valid acc", "PCKh")
         train = {r["epoch"]: r for r in info["train_log"]}
+        def cell(row: dict, key: str, fmt: str) -> str:  # "-": not logged (a pruned branch's
+            v = row.get(key, float("nan"))                  # first row has no training)
+            return "-" if v != v else format(v, fmt)
+
         for r in info["valid_log"][-10:]:
             t = train.get(r["epoch"], {})
-            table.add_row(f"{r['epoch']:.0f}", f"{t.get('loss', float('nan')):.6f}",
-                          f"{t.get('acc', float('nan')):.3f}", f"{r['loss']:.6f}",
-                          f"{r['acc']:.3f}", f"{r.get('pckh', float('nan')):.1f}")
+            table.add_row(f"{r['epoch']:.0f}", cell(t, "loss", ".6f"), cell(t, "acc", ".3f"),
+                          cell(r, "loss", ".6f"), cell(r, "acc", ".3f"), cell(r, "pckh", ".1f"))
         console.print(table)
 
 
