@@ -61,8 +61,12 @@ def input_images(crops: torch.Tensor, colour: torch.Tensor,
                  channels_last: bool = True) -> torch.Tensor:
     """uint8 crops (B, H, W, 3) -> float32 (B, 3, H, W) in [0, 1], times the colour factors.
     The result is channels_last in memory (it is the HWC data) unless asked otherwise."""
-    x = crops.permute(0, 3, 1, 2).to(torch.float32).mul_(1.0 / 255.0)
-    x.mul_(colour.to(x.device, torch.float32)[:, :, None, None]).clamp_(0.0, 1.0)
+    x = crops.to(torch.float32).mul_(1.0 / 255.0)  # (B, H, W, 3)
+    # The colour factors as one contiguous (B, 1, W, 3) row, broadcast over H: a (B, 1, 1, 3)
+    # factor (channel innermost) runs 4x slower on the CPU. The same products, bit for bit.
+    b, _, w, c = x.shape
+    row = colour.to(x.device, torch.float32)[:, None, None, :].expand(b, 1, w, c).contiguous()
+    x = x.mul_(row).clamp_(0.0, 1.0).permute(0, 3, 1, 2)
     return x if channels_last else x.contiguous()
 
 
