@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hgx.models.hourglass import StackedHourglass
+from hgx.models.hourglass import StackedHourglass, original_stem
 from hgx.models.layers import Residual
 
 
@@ -117,16 +117,8 @@ class SARMA(nn.Module):
 
 def atten_stem(features: int) -> nn.Sequential:
     """hg-atten.lua:52-57: conv7x7/2 (64), Res 64->128, pool, Res 128->128, Res 128->features,
-    with Hg-SAGAN's Residual (BN-ReLU-conv skip)."""
-    return nn.Sequential(
-        nn.Conv2d(3, 64, 7, stride=2, padding=3),
-        nn.BatchNorm2d(64),
-        nn.ReLU(inplace=True),
-        Residual(64, 128),
-        nn.MaxPool2d(2, 2),
-        Residual(128, 128),
-        Residual(128, features),
-    )
+    with Hg-SAGAN's Residual (BN-ReLU-conv skip): pose-hg-train's stem with that module."""
+    return original_stem(features, residual=Residual)
 
 
 class SelfAttentionHourglass(StackedHourglass):

@@ -79,16 +79,18 @@ class Hourglass(nn.Module):
         return up1 + F.interpolate(low, scale_factor=2, mode="nearest")
 
 
-def original_stem(features: int) -> nn.Sequential:
-    """pose-hg-train: conv7x7/2 (64) -> Res 64->128 -> pool -> Res 128->128 -> Res 128->features."""
+def original_stem(features: int, residual: type[nn.Module] | None = None) -> nn.Sequential:
+    """pose-hg-train: conv7x7/2 (64) -> Res 64->128 -> pool -> Res 128->128 -> Res 128->features,
+    with ``residual`` as the residual module (default pose-hg-train's ``Residual``)."""
+    res = residual or Residual
     return nn.Sequential(
         nn.Conv2d(3, 64, 7, stride=2, padding=3),
         nn.BatchNorm2d(64),
         nn.ReLU(inplace=True),
-        Residual(64, 128),
+        res(64, 128),
         nn.MaxPool2d(2, 2),
-        Residual(128, 128),
-        Residual(128, features),
+        res(128, 128),
+        res(128, features),
     )
 
 
