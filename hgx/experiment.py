@@ -51,7 +51,6 @@ def check_name(name: str) -> str:
     return name
 
 
-
 def generate_name(root: Path) -> str:
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     while True:

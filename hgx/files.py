@@ -39,7 +39,6 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-
 # -- logs ---------------------------------------------------------------------------------------
 def read_tsv(path: Path) -> list[dict[str, Any]]:
     """Rows of a TSV log with a named header (any column order), numbers as floats."""

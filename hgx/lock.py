@@ -17,6 +17,7 @@ from hgx.files import atomic_write, now
 HEARTBEAT_SECONDS = 20.0
 STALE_SECONDS = 300.0
 
+
 # -- the lock -----------------------------------------------------------------------------------
 class Lock:
     """One writer per experiment: pid, host and a heartbeat refreshed by a thread."""

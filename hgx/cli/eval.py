@@ -111,6 +111,7 @@ def eval_cmd(
     if plot:
         console.print(f"wrote {plot}")
 
+
 @app.command("finalize")
 def finalize_cmd(
     name: Optional[str] = typer.Argument(None, help="Experiment (or use --load-model)."),

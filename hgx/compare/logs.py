@@ -25,6 +25,7 @@ DEFAULT_METRICS = ("train_loss", "valid_loss", "train_acc", "valid_acc")
 COLUMN_ALIASES = {"learningrate": "lr", "learning_rate": "lr", "accuracy": "acc",
                   "epochs": "epoch", "err": "loss", "pckh@0.5": "pckh"}
 
+
 # -- logs ---------------------------------------------------------------------------------------
 def read_log(path: Path) -> list[dict[str, float]]:
     """Rows of a training log, sorted by epoch, one per epoch.

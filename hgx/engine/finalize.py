@@ -52,7 +52,6 @@ def load_model_for(exp: Experiment | None, which: str = "best", load_model: str 
     return Loaded(runtime.prepare(model), opts, str(path))
 
 
-
 def run(loaded: Loaded, split: str, flip: bool, scales, batch: int = 0, interactive=None,
         limit: int = 0):
     """Predictions of ``loaded`` on a split, rows in the annotation file's order."""

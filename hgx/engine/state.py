@@ -29,7 +29,6 @@ class StartState:
     adversarial: dict | None = None  # --adversarial: the discriminator, its optimizer, k_t
 
 
-
 def rng_state() -> dict:
     """Every global generator's state, in tensors and plain numbers only, so that snapshots
     load with ``torch.load(weights_only=True)``."""

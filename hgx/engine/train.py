@@ -60,10 +60,6 @@ def lr_at(opts, epoch: int) -> float:
     return opts.lr * opts.gamma ** sum(1 for m in opts.schedule if m < epoch)
 
 
-
-
-
-
 class Trainer:
     def __init__(self, exp: Experiment, opts, start: StartState, log=print,
                  interactive: bool | None = None):
@@ -365,10 +361,6 @@ class Trainer:
             epoch = self.exp.epoch_end(p)
             if not (epoch is not None and every and epoch % every == 0):
                 p.unlink(missing_ok=True)
-
-
-
-
 
 
 def _opts_dict(opts) -> dict:

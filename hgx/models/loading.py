@@ -51,7 +51,6 @@ EXPECTED = ("expected an hgx snapshot, a pytorch_stacked_hourglass checkpoint.pt
             "or a pytorch-pose model_best.pth.tar")
 
 
-
 @dataclass
 class LoadedModel:
     """A checkpoint translated to our model.

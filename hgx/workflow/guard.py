@@ -168,7 +168,6 @@ def _check_run(opts) -> None:
         raise UsageError(f"--node-rank {opts.node_rank} must be below --nnodes {opts.nnodes}")
 
 
-
 def check_root(root: Path) -> Path:
     """The experiments root must be a directory this user can write (created if missing)."""
     if root.exists() and not root.is_dir():

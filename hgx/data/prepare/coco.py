@@ -15,6 +15,7 @@ from hgx.errors import HgxError
 
 COCO_SCALE_FACTOR = 1.25   # HRNet lib/dataset/coco.py:226-227
 
+
 def prepare_coco(json_path, out_dir, images_dir, min_keypoints: int = 1, *, valid_json=None,
                  valid_images=None, scale_factor: float = COCO_SCALE_FACTOR) -> dict:
     """Convert COCO person keypoints into one crop per person.

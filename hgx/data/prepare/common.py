@@ -16,6 +16,7 @@ from hgx.errors import HgxError
 
 SUMMARY_FILE = "prepare.json"
 
+
 def _empty(value) -> bool:
     if value is None:
         return True

@@ -24,6 +24,7 @@ LSP_CENTER_DROP = 0.035    # crop centre below the joint-box centre, x side (lik
 
 LSP_TRAIN = 1000           # LSP images 1..1000 train, 1001..2000 test
 
+
 def prepare_lsp(joints_mat, out_dir, images_dir, extended: bool = False, *, extended_mat=None,
                 extended_images=None, observer_mat=None,
                 scale_factor: float = LSP_SCALE_FACTOR) -> dict:
@@ -127,7 +128,6 @@ def _load_lsp(path: Path) -> tuple[tuple[np.ndarray, np.ndarray], bool]:
         return (j[:, :2].transpose(2, 0, 1), j[:, 2].T.copy()), True
     raise HgxError(f"LSP joints file {path}: 'joints' has shape {j.shape}, expected 3 x 14 x N "
                    "(LSP) or 14 x 3 x N (LSP-extended)")
-
 
 
 def _box_row(part: np.ndarray, visible: np.ndarray, skel: Skeleton, factor: float,

@@ -25,6 +25,7 @@ from hgx.errors import HgxError
 
 HEAD_SC = 0.6              # PCKh unit = 0.6 x head-box diagonal (MPII's util_get_head_size.m)
 
+
 def load_valid_pairs(valid_h5=None) -> np.ndarray:
     """Tompson's validation split as (N, 2) int (index, person), 0-based, in valid.h5 order.
 

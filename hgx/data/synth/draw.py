@@ -92,7 +92,6 @@ def _ellipse(img, labels, center, half_len, half_wid, angle_deg, color, label) -
         cv2.ellipse(labels, c, axes, angle_deg, 0, 360, label, -1, cv2.LINE_8, _SHIFT)
 
 
-
 # --------------------------------------------------------------------------------------------
 # Drawing a person
 # --------------------------------------------------------------------------------------------

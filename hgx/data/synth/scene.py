@@ -61,6 +61,7 @@ MISSING_P = 0.4  # share of those whose outside joints are stored as missing (0,
 # One image
 # --------------------------------------------------------------------------------------------
 
+
 def render_image(rng: np.random.Generator, size: tuple[int, int], n_people: int):
     """Draw a cluttered background with ``n_people`` figures: (BGR uint8 image, rows).
 
@@ -82,7 +83,6 @@ def render_image(rng: np.random.Generator, size: tuple[int, int], n_people: int)
 # --------------------------------------------------------------------------------------------
 # Background clutter
 # --------------------------------------------------------------------------------------------
-
 
 
 def _background(rng, w: int, h: int) -> np.ndarray:
@@ -193,7 +193,6 @@ def _finish(rng, img) -> None:
         cv2.GaussianBlur(img, (3, 3), 0, dst=img)
 
 
-
 def _extent(person: Person) -> np.ndarray:
     """Bounding box (x0, y0, x1, y1) of what is drawn of a person, in image px."""
     pts = person.frame
@@ -212,8 +211,6 @@ def _overlap(a, b) -> float:
         return 0.0
     small = min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1]))
     return iw * ih / small
-
-
 
 
 def _random_origin(rng, person: Person, w: int, h: int, cut: bool) -> np.ndarray:
@@ -276,7 +273,6 @@ def _objpos(rng, person: Person) -> np.ndarray:
     for k in range(2):
         c[k] = np.clip(c[k], lo[k], hi[k]) if lo[k] <= hi[k] else (lo[k] + hi[k]) / 2
     return c
-
 
 
 # --------------------------------------------------------------------------------------------

@@ -34,6 +34,7 @@ ProgressFn = Callable[[int, int], None]
 # Public API
 # --------------------------------------------------------------------------------------------
 
+
 def synth_cache_dir(seed: int, size: tuple[int, int], n_train: int, n_valid: int,
                     n_test: int) -> Path:
     """Cache folder of one synthetic dataset: ``<cache>/synthetic/s{seed}-{w}x{h}-...-v2``.
@@ -192,7 +193,6 @@ def _render_task(task: _Task) -> list[dict]:
         row["imgname"] = task.name
         row["index"] = task.global_index
     return rows
-
 
 
 # --------------------------------------------------------------------------------------------
