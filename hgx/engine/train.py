@@ -22,7 +22,7 @@ from hgx.engine.device import loader_workers, setup_runtime
 from hgx.engine.distributed import from_env
 from hgx.engine.progress import Progress
 from hgx.engine.state import StartState, rng_state, seed_everything, set_rng_state
-from hgx.engine.validate import heatmap_loss, valid_chunk, validate
+from hgx.engine.validate import heatmap_loss, validate, validation_data
 from hgx.experiment import Experiment
 from hgx.models import build_model
 
@@ -78,7 +78,9 @@ class Trainer:
         if self.workers == 0:
             keep_big_blocks()
         self.train_set = open_split(opts, "train", augment=True, log=log)
-        self.valid_set = open_split(opts, "valid", augment=False, log=log)
+        # the valid split, its sampler and loader, exactly as hgx.engine.validate defines them
+        self.valid_set, self.valid_sampler, self.valid_loader = validation_data(
+            opts, self.workers, self.runtime.device.type == "cuda", log)
         self.skeleton = self.train_set.skeleton
         seed_everything(opts.seed)
         model = build_model(opts, self.skeleton.num_joints)
@@ -113,15 +115,9 @@ class Trainer:
         self.train_sampler = EpochSampler(len(self.train_set), opts.batch_size, opts.train_iters,
                                           opts.seed, shuffle=True, rank=self.dist.rank,
                                           world=self.dist.world)
-        self.valid_sampler = EpochSampler(len(self.valid_set), opts.valid_batch_size,
-                                          opts.valid_iters, opts.seed, shuffle=False)
         pin = self.runtime.device.type == "cuda"
         self.train_loader = make_loader(self.train_set, self.train_sampler, opts.batch_size,
                                         self.workers, pin)
-        # validation batches of --valid-batch-size, several per forward pass (eval mode: the
-        # outputs do not depend on the batch); the metrics still average per batch
-        self.valid_loader = make_loader(self.valid_set, self.valid_sampler,
-                                        valid_chunk(opts), self.workers, pin)
         self.progress = Progress(interactive if self.dist.is_main else False,
                                  every=30.0 if self.dist.is_main else float("inf"))
         self.interrupt: int | None = None
