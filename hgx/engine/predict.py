@@ -13,8 +13,9 @@ import torch.nn.functional as F
 
 from hgx.data import labels
 from hgx.data import transforms as T
-from hgx.data.batch import collate, to_device
+from hgx.data.batch import to_device
 from hgx.data.dataset import EpochSampler, PoseDataset
+from hgx.data.loader import make_loader
 from hgx.engine.device import Runtime
 from hgx.engine.progress import Progress
 
@@ -119,16 +120,11 @@ def predict(model, dataset: PoseDataset, runtime: Runtime, batch: int = 8, flip:
     flip_index = dataset.skeleton.flip_index()
     all_preds, all_scores, all_rows = [], [], []
     loaders = []
-    if workers > 0:
-        from hgx.data.loader import fork_safe
-
-        fork_safe()
-    for s in scales:
+    for s in scales:  # one loader per scale, hgx's own (its workers' thread and fork set-up)
         view = PoseDataset(dataset.annot, dataset.image_dir, dataset.skeleton, dataset.opts,
                            augment=False, seed=dataset.seed, scale_mult=s)
-        loaders.append(torch.utils.data.DataLoader(
-            view, batch_size=batch, sampler=sampler, num_workers=workers, collate_fn=collate,
-            pin_memory=runtime.device.type == "cuda"))
+        loaders.append(make_loader(view, sampler, batch, workers,
+                                   runtime.device.type == "cuda"))
     try:
         for i, batches in enumerate(zip(*loaders)):
             per_scale = []
