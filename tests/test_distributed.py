@@ -129,3 +129,49 @@ def test_node_rank_needs_a_name_and_a_rank_below_nnodes(hgx):
     code, out = hgx("new", "x", *TINY, "--nnodes", "2", "--node-rank", "2")
     assert code == 2 and "--node-rank 2 must be below --nnodes 2" in out
     assert not hgx.root.exists() or not any(hgx.root.iterdir())
+
+
+def _d_step_rank(rank: int, store: str, out: str) -> None:
+    """One discriminator step on rank ``rank`` of 2 (gloo), each rank on its own batch."""
+    import types
+
+    import torch.distributed as dist
+
+    from hgx import options as hopts
+    from hgx.engine.adversarial import Adversarial
+    from hgx.engine.device import Runtime
+    from hgx.engine.distributed import Dist
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
+    try:
+        opts = types.SimpleNamespace(**{**hopts.defaults(), "features": 16, "depth": 2,
+                                        "input_res": 64, "output_res": 16, "d_modules": 1})
+        torch.manual_seed(0)  # the same D on both ranks
+        adv = Adversarial(opts, 16, Runtime(torch.device("cpu"), "fp32", False),
+                          Dist(rank, 2, rank))
+        g = torch.Generator().manual_seed(100 + rank)  # but different data
+        images = torch.rand(2, 3, 64, 64, generator=g)
+        heatmaps, last = torch.rand(2, 16, 16, 16, generator=g), torch.rand(2, 16, 16, 16,
+                                                                            generator=g)
+        adv.d_step(images, heatmaps, last)
+        torch.save(torch.cat([p.detach().reshape(-1) for p in adv.model.parameters()]),
+                   f"{out}-{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_discriminator_steps_with_the_ranks_mean_gradient(tmp_path):
+    """Under DDP each rank's D sees its own batch; the ranks must still take one and the
+    same step, the one of their mean gradient (else D drifts apart across the ranks)."""
+    import torch.multiprocessing as mp
+
+    out = str(tmp_path / "d")
+    mp.spawn(_d_step_rank, args=(str(tmp_path / "store"), out), nprocs=2, join=True)
+    w0, w1 = (torch.load(f"{out}-{r}.pt") for r in (0, 1))
+    torch.manual_seed(0)
+    from hgx.models.discriminator import Discriminator
+
+    start = torch.cat([p.detach().reshape(-1) for p in Discriminator(16, 16, 2, 1).parameters()])
+    assert not torch.equal(w0, start)  # D took a step
+    assert torch.equal(w0, w1)

@@ -65,10 +65,12 @@ class Adversarial:
         toward, = torch.autograd.grad(loss_fake, yhat, retain_graph=True)
         loss_d = loss_real - self.k_t * loss_fake
         loss_d.backward(inputs=list(self.model.parameters()))
-        if self.dist.enabled:
-            for p in self.model.parameters():
-                self.dist.agree(p.grad)
-                p.grad.div_(self.dist.world)
+        if self.dist.enabled:  # one all-reduce of all D's gradients, not one per tensor
+            grads = [p.grad for p in self.model.parameters()]
+            flat = self.dist.agree(torch.cat([g.reshape(-1) for g in grads]))
+            flat.div_(self.dist.world)
+            for g, part in zip(grads, flat.split([g.numel() for g in grads])):
+                g.copy_(part.view_as(g))
         self.steps += 1
         for group in self.optimizer.param_groups:  # torch/optim adam.lua:54
             group["lr"] = opts.lr_d / (1 + (self.steps - 1) * opts.lr_decay_d)
